@@ -1,0 +1,104 @@
+"""The one SparkSession builder: the only code that knows about Delta, S3A and jars.
+
+Jobs, notebooks and tests all call :func:`build_session` and pass the session on; nothing
+creates a session at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cdplake.config import ConfigError, EnvConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# The Maven coordinates behind jvm/core/pom.xml and jvm/s3/pom.xml, for clusters that
+# resolve jars themselves (`spark.jars: packages`, `spark-submit --packages`).
+# delta-spark 4.4.1 on PyPI has no 4.4.1 jar on Maven Central; 4.4.0 is the matching jar.
+DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
+S3_PACKAGES = ("org.apache.hadoop:hadoop-aws:3.5.0",)
+
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def jar_sets(cfg: EnvConfig) -> tuple[str, ...]:
+    """Which jar sets this environment needs; the 690 MB S3 set only for S3 storage."""
+    return ("core", "s3") if cfg.storage.kind == "s3" else ("core",)
+
+
+def local_jars(jars_dir: str | Path, sets: tuple[str, ...]) -> list[str]:
+    """Absolute paths of the jars in ``jars_dir/<set>`` for each set.
+
+    Raises:
+        ConfigError: a set was never fetched (the message says which make target fetches it).
+    """
+    found: list[str] = []
+    for name in sets:
+        folder = Path(jars_dir) / name
+        jars = sorted(str(p.resolve()) for p in folder.glob("*.jar"))
+        if not jars:
+            target = "jars-s3" if name == "s3" else "jars"
+            raise ConfigError(f"no {name} jars in {folder}: run `make {target}` first")
+        found.extend(jars)
+    return found
+
+
+def spark_conf(cfg: EnvConfig) -> dict[str, str]:
+    """Every Spark setting the environment implies, as one flat dict (easy to test and print)."""
+    conf: dict[str, str] = {
+        "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        **DELTA_SQL_CONF,
+    }
+    sets = jar_sets(cfg)
+    if cfg.spark.jars == "local":
+        conf["spark.jars"] = ",".join(local_jars(cfg.spark.jars_dir, sets))
+    elif cfg.spark.jars == "packages":
+        coords = DELTA_PACKAGES + (S3_PACKAGES if "s3" in sets else ())
+        conf["spark.jars.packages"] = ",".join(coords)
+    if cfg.storage.kind == "s3" and cfg.s3 is not None:
+        access, secret = cfg.s3.credentials()
+        conf.update(
+            {
+                "spark.hadoop.fs.s3a.endpoint": cfg.s3.endpoint,
+                "spark.hadoop.fs.s3a.endpoint.region": cfg.s3.region,
+                "spark.hadoop.fs.s3a.path.style.access": str(cfg.s3.path_style).lower(),
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(cfg.s3.endpoint.startswith("https")).lower(),
+                "spark.hadoop.fs.s3a.access.key": access,
+                "spark.hadoop.fs.s3a.secret.key": secret,
+                "spark.hadoop.fs.s3a.aws.credentials.provider": (
+                    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+                ),
+                "spark.hadoop.fs.s3a.change.detection.mode": "none",
+            }
+        )
+    conf.update(cfg.spark.extra_conf)
+    return conf
+
+
+def build_session(cfg: EnvConfig, app_name: str | None = None) -> SparkSession:
+    """Build (or join) the SparkSession for an environment.
+
+    Args:
+        cfg: the loaded environment.
+        app_name: overrides ``spark.app_name`` (jobs pass their own name).
+
+    Returns:
+        A session with Delta enabled and, for S3 storage, S3A configured.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
+    if cfg.spark.master:
+        builder = builder.master(cfg.spark.master)
+    for key, value in spark_conf(cfg).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,84 @@
+"""Config parsing: env files, overrides, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdplake.config import ConfigError, apply_env_overrides, load_env
+from cdplake.io.session import DELTA_SQL_CONF, spark_conf
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "conf"
+
+
+def test_env_overrides_nest_and_parse_yaml_scalars():
+    raw = {"storage": {"kind": "local", "root": ".lake"}, "demo": {"customers": 10}}
+    out = apply_env_overrides(
+        raw,
+        {"CDPLAKE__STORAGE__ROOT": "/data", "CDPLAKE__DEMO__CUSTOMERS": "25", "OTHER": "x"},
+    )
+    assert out == {"storage": {"kind": "local", "root": "/data"}, "demo": {"customers": 25}}
+    # the input is left untouched
+    assert raw["storage"]["root"] == ".lake"
+
+
+def test_local_env_resolves_relative_paths_against_repo_root():
+    cfg = load_env("local", conf_dir=CONF, environ={})
+    assert cfg.storage.root == str(REPO / ".lake")
+    assert cfg.paths.table("silver", "events") == f"{REPO}/.lake/delta/silver/events"
+    assert cfg.spark.jars_dir == str(REPO / ".jars")
+
+
+def test_s3_env_needs_credentials_from_named_variables(monkeypatch):
+    monkeypatch.delenv("CDPLAKE_S3_ACCESS_KEY", raising=False)
+    cfg = load_env("s3", conf_dir=CONF, environ={})
+    assert cfg.paths.landing("crm") == "s3a://cdplake/landing/crm"
+    with pytest.raises(ConfigError, match="CDPLAKE_S3_ACCESS_KEY"):
+        cfg.s3.credentials()
+
+
+def test_s3_spark_conf_carries_endpoint_and_credentials(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CDPLAKE_S3_ACCESS_KEY", "ak")
+    monkeypatch.setenv("CDPLAKE_S3_SECRET_KEY", "sk")
+    for name in ("core", "s3"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.jar").write_bytes(b"")
+    conf = spark_conf(load_env("s3", conf_dir=CONF, environ={"CDPLAKE__SPARK__JARS_DIR": str(tmp_path)}))
+    assert conf["spark.hadoop.fs.s3a.access.key"] == "ak"
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:8333"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.jars"] == f"{tmp_path}/core/core.jar,{tmp_path}/s3/s3.jar"
+    assert DELTA_SQL_CONF.items() <= conf.items()
+
+
+def test_packages_mode_lists_maven_coordinates():
+    conf = spark_conf(load_env("local", conf_dir=CONF, environ={"CDPLAKE__SPARK__JARS": "packages"}))
+    assert conf["spark.jars.packages"] == "io.delta:delta-spark_4.2_2.13:4.4.0"
+    assert "spark.jars" not in conf
+
+
+def test_missing_jars_say_which_make_target(tmp_path: Path):
+    cfg = load_env("local", conf_dir=CONF, environ={"CDPLAKE__SPARK__JARS_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match="make jars"):
+        spark_conf(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"CDPLAKE__STORAGE__KIND": "ftp"}, "storage.kind"),
+        ({"CDPLAKE__SPARK__JARS": "magic"}, "spark.jars"),
+        ({"CDPLAKE__DEMO__COLOUR": "red"}, "unknown key"),
+        ({"CDPLAKE__DEMO__END_DATE": "yesterday"}, "demo.end_date"),
+    ],
+)
+def test_bad_config_is_a_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_env("local", conf_dir=CONF, environ=override)
+
+
+def test_unknown_environment_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not found"):
+        load_env("nope", conf_dir=CONF, environ={})
