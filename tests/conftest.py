@@ -28,7 +28,7 @@ def spark(local_env: EnvConfig):
     """The one session of the run: local[2], 2 shuffle partitions, UI off, UTC, Delta on."""
     from pyspark.sql import SparkSession
 
-    from cdplake.io.session import spark_conf
+    from cdplake.io.session import local_jars, spark_conf
 
     builder = SparkSession.builder.master("local[2]").appName("cdplake-tests")
     conf = {
@@ -42,6 +42,10 @@ def spark(local_env: EnvConfig):
         "spark.driver.memory": "2g",
         "spark.sql.warehouse.dir": str(Path(local_env.storage.root) / "warehouse"),
     }
+    # The S3 tests share this session: when `make jars-s3` has run, put the S3A jars on the
+    # classpath too (the s3 fixtures set the endpoint on the Hadoop configuration).
+    if any((Path(local_env.spark.jars_dir) / "s3").glob("*.jar")):
+        conf["spark.jars"] = ",".join(local_jars(local_env.spark.jars_dir, ("core", "s3")))
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
