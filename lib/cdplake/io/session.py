@@ -6,6 +6,7 @@ creates a session at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,11 @@ def spark_conf(cfg: EnvConfig) -> dict[str, str]:
     return conf
 
 
+def launched_by_spark_submit() -> bool:
+    """True when this Python process is the driver of a spark-submit (it owns the JVM)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_session(cfg: EnvConfig, app_name: str | None = None) -> SparkSession:
     """Build (or join) the SparkSession for an environment.
 
@@ -95,9 +101,15 @@ def build_session(cfg: EnvConfig, app_name: str | None = None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
-    if cfg.spark.master:
+    conf = spark_conf(cfg)
+    if launched_by_spark_submit():
+        # spark-submit already chose the master and started the driver JVM with its
+        # --jars/--packages; setting them again here would silently override the cluster.
+        conf.pop("spark.jars", None)
+        conf.pop("spark.jars.packages", None)
+    elif cfg.spark.master:
         builder = builder.master(cfg.spark.master)
-    for key, value in spark_conf(cfg).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
