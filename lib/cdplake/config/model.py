@@ -199,12 +199,13 @@ def _as_date(value: Any, where: str) -> dt.date | None:
 
 
 def default_conf_dir() -> Path:
-    """``$CDPLAKE_CONF_DIR``, else ``./conf``, else the ``conf/`` of this source checkout."""
+    """``$CDPLAKE_CONF_DIR``, else ``./conf`` or ``../conf`` (a notebook in ``notebooks/``),
+    else the ``conf/`` of this source checkout."""
     if os.environ.get("CDPLAKE_CONF_DIR"):
         return Path(os.environ["CDPLAKE_CONF_DIR"])
-    cwd_conf = Path.cwd() / "conf"
-    if (cwd_conf / "env").is_dir():
-        return cwd_conf
+    for candidate in (Path.cwd() / "conf", Path.cwd().parent / "conf"):
+        if (candidate / "env").is_dir():
+            return candidate
     return Path(__file__).resolve().parents[3] / "conf"
 
 
