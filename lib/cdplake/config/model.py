@@ -81,12 +81,23 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Knobs of the seeded demo-data generator."""
+    """Knobs of the seeded demo-data generator.
+
+    Attributes:
+        customers: number of true persons.
+        days: calendar days of activity, ending with ``end_date`` (inclusive).
+        seed: the one seed every random choice derives from.
+        end_date: last day of the demo window.
+        bad_record_rate: share of records deliberately made bad (for the quarantine).
+        duplicate_rate: share of JSON records delivered twice (webhook/batch retries).
+    """
 
     customers: int = 500
     days: int = 30
     seed: int = 42
     end_date: dt.date = dt.date(2026, 11, 1)
+    bad_record_rate: float = 0.004
+    duplicate_rate: float = 0.005
 
 
 @dataclass(frozen=True)
