@@ -1,5 +1,6 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
+from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
 from cdplake.config.model import (
     ConfigError,
     DemoConfig,
@@ -13,6 +14,7 @@ from cdplake.config.model import (
     default_conf_dir,
     load_env,
 )
+from cdplake.config.segments import Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
 
 __all__ = [
     "ConfigError",
@@ -26,4 +28,12 @@ __all__ = [
     "apply_env_overrides",
     "default_conf_dir",
     "load_env",
+    "GraphSettings",
+    "IdentityConfig",
+    "NeverLinkRules",
+    "load_identity_config",
+    "Purpose",
+    "SegmentDefinition",
+    "SegmentsConfig",
+    "load_segments_config",
 ]

@@ -1,0 +1,25 @@
+"""Silver -> identity tables: identifiers, blocked identifiers, customer map, record -> customer."""
+
+from __future__ import annotations
+
+from cdplake.cli import job_parser, load_from_args, new_run_id
+from cdplake.identity import resolve_identities
+from cdplake.io.session import build_session
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, resolve identities once and print the counts."""
+    args = job_parser(__doc__ or "resolve identities").parse_args(argv)
+    env = load_from_args(args)
+    spark = build_session(env, app_name="cdplake-resolve-identity")
+    run_id = args.run_id or new_run_id()
+    result = resolve_identities(spark, env, run_id)
+    print(
+        f"{run_id}: {result.customers:,} customers from {result.records:,} records, "
+        f"{result.identifiers:,} identifiers, {result.blocked:,} blocked {result.blocked_by_reason}, "
+        f"{result.unresolved_records:,} records left without a customer"
+    )
+
+
+if __name__ == "__main__":
+    main()

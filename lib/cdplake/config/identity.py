@@ -1,0 +1,136 @@
+"""Identity settings from ``conf/identity.yaml``: never-link rules and graph limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdplake.config.model import ConfigError, _read_yaml
+
+IDENTITY_FILE = "identity.yaml"
+
+
+@dataclass(frozen=True)
+class NeverLinkRules:
+    """Identifier values that must never join two records into one customer.
+
+    Attributes:
+        placeholder_emails: exact emails (lower-case) people type instead of their own.
+        placeholder_email_patterns: Java regular expressions matched against the email.
+        blocked_phones: shared or store phone numbers in E.164.
+        junk_values: values of any type that mean "nothing" (``null``, ``undefined``...),
+            compared lower-case.
+        min_length: values shorter than this never link, whatever their type.
+    """
+
+    placeholder_emails: tuple[str, ...] = ()
+    placeholder_email_patterns: tuple[str, ...] = ()
+    blocked_phones: tuple[str, ...] = ()
+    junk_values: tuple[str, ...] = ()
+    min_length: int = 1
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Limits of the connected-components loop.
+
+    Attributes:
+        max_iterations: rounds of label propagation before giving up with an error.
+        checkpoint_every: rounds between lineage cuts (``localCheckpoint``).
+    """
+
+    max_iterations: int = 40
+    checkpoint_every: int = 4
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Everything identity resolution reads from configuration."""
+
+    never_link: NeverLinkRules = NeverLinkRules()
+    graph: GraphSettings = GraphSettings()
+
+
+def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(raw)
+
+
+def _check_keys(raw: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
+
+
+def _positive_int(raw: Any, where: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ConfigError(f"{where} must be a positive integer, got {raw!r}")
+    return raw
+
+
+def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> IdentityConfig:
+    """Validate a parsed ``identity.yaml`` mapping into an :class:`IdentityConfig`.
+
+    Raises:
+        ConfigError: unknown keys, wrong types, or a pattern that is not a valid regex.
+    """
+    _check_keys(raw, {"never_link", "graph"}, where)
+    nl = raw.get("never_link") or {}
+    if not isinstance(nl, dict):
+        raise ConfigError(f"{where}: never_link must be a mapping")
+    _check_keys(
+        nl,
+        {"placeholder_emails", "placeholder_email_patterns", "blocked_phones", "junk_values", "min_length"},
+        f"{where}: never_link",
+    )
+    patterns = _str_tuple(
+        nl.get("placeholder_email_patterns"), f"{where}: never_link.placeholder_email_patterns"
+    )
+    for pattern in patterns:
+        # Python's re accepts the subset of Java syntax used here; catching typos at load time
+        # beats a Spark error in the middle of a run.
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"{where}: never_link pattern {pattern!r} is not a valid regex: {exc}"
+            ) from None
+    rules = NeverLinkRules(
+        placeholder_emails=tuple(
+            e.strip().lower()
+            for e in _str_tuple(nl.get("placeholder_emails"), f"{where}: never_link.placeholder_emails")
+        ),
+        placeholder_email_patterns=patterns,
+        blocked_phones=_str_tuple(nl.get("blocked_phones"), f"{where}: never_link.blocked_phones"),
+        junk_values=tuple(
+            v.strip().lower() for v in _str_tuple(nl.get("junk_values"), f"{where}: never_link.junk_values")
+        ),
+        min_length=_positive_int(nl.get("min_length", 1), f"{where}: never_link.min_length"),
+    )
+    gr = raw.get("graph") or {}
+    if not isinstance(gr, dict):
+        raise ConfigError(f"{where}: graph must be a mapping")
+    _check_keys(gr, {"max_iterations", "checkpoint_every"}, f"{where}: graph")
+    graph = GraphSettings(
+        max_iterations=_positive_int(gr.get("max_iterations", 40), f"{where}: graph.max_iterations"),
+        checkpoint_every=_positive_int(gr.get("checkpoint_every", 4), f"{where}: graph.checkpoint_every"),
+    )
+    return IdentityConfig(never_link=rules, graph=graph)
+
+
+def load_identity_config(conf_dir: str | Path) -> IdentityConfig:
+    """Load and validate ``<conf_dir>/identity.yaml``.
+
+    Args:
+        conf_dir: the ``conf/`` folder (``env.conf_dir``).
+
+    Raises:
+        ConfigError: the file is missing or invalid.
+    """
+    path = Path(conf_dir) / IDENTITY_FILE
+    return parse_identity_config(_read_yaml(path), where=str(path))

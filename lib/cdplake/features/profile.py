@@ -1,0 +1,242 @@
+"""Per-customer features: golden contact attributes and activity aggregates.
+
+Everything is relative to an injected ``as_of``; nothing here reads the clock. Activity
+(events, orders, email engagement) counts only records at or before ``as_of`` so a backfill
+for an earlier date sees what was known then. Golden attributes use every record: CRM is a
+current-state snapshot, so an as-of view of it cannot be rebuilt anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from cdplake.features.columns import at_or_before, days_between, newest_first_key, within_days
+
+ATTRIBUTES = ("email", "phone", "first_name", "last_name", "city", "postcode", "country", "loyalty_tier")
+
+# Segment e-commerce spec event names.
+PRODUCT_VIEWED = "Product Viewed"
+PRODUCT_ADDED = "Product Added"
+CHECKOUT_STARTED = "Checkout Started"
+# SendGrid engagement events that show the person themselves was there.
+EMAIL_ENGAGEMENT = ("open", "click")
+
+# Output columns after customer_id, with types, in order. Counts of customers without any
+# matching record are 0, not null; timestamps and revenue of customers without orders stay null
+# (revenue 0 would claim a known zero).
+FEATURE_SCHEMA: tuple[tuple[str, str], ...] = (
+    *((a, "string") for a in ATTRIBUTES),
+    ("first_seen_at", "timestamp"),
+    ("last_seen_at", "timestamp"),
+    ("order_count", "bigint"),
+    ("revenue", "decimal(18,2)"),
+    ("last_order_at", "timestamp"),
+    ("days_since_last_order", "int"),
+    ("product_views_30d", "bigint"),
+    ("cart_adds_7d", "bigint"),
+    ("last_cart_add_at", "timestamp"),
+    ("checkouts_7d", "bigint"),
+    ("email_opens_30d", "bigint"),
+    ("email_clicks_30d", "bigint"),
+)
+COUNT_FEATURES = (
+    "order_count",
+    "product_views_30d",
+    "cart_adds_7d",
+    "checkouts_7d",
+    "email_opens_30d",
+    "email_clicks_30d",
+)
+
+# CRM wins over what people typed on the web, at the till or what the email platform saw.
+CRM_PRIORITY = 0
+OBSERVED_PRIORITY = 1
+
+
+def with_customer(df: DataFrame, record_customer: DataFrame, source: str, key: str) -> DataFrame:
+    """Rows of silver table ``source`` that resolved to a customer, with ``customer_id``.
+
+    Args:
+        df: the silver table.
+        record_customer: ``source, record_key, customer_id`` (identity/record_customer).
+        source: the silver table name as stored in ``record_customer``.
+        key: the table's record key column.
+    """
+    mapping = record_customer.where(F.col("source") == source).select(
+        F.col("record_key").alias("_record_key"), "customer_id"
+    )
+    return df.join(mapping, F.col(key).cast("string") == F.col("_record_key")).drop("_record_key")
+
+
+def _candidates(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+    def shaped(df: DataFrame, priority: int, ts: Column, values: dict[str, Column]) -> DataFrame:
+        cols = [values.get(a, F.lit(None)).cast("string").alias(a) for a in ATTRIBUTES]
+        return df.select("customer_id", newest_first_key(F.lit(priority), ts).alias("_key"), *cols)
+
+    parts: list[DataFrame] = []
+    if "crm_contacts" in silver:
+        crm = with_customer(silver["crm_contacts"], record_customer, "crm_contacts", "contact_id")
+        parts.append(shaped(crm, CRM_PRIORITY, F.col("updated_at"), {a: F.col(a) for a in ATTRIBUTES}))
+    if "events" in silver:
+        ev = with_customer(silver["events"], record_customer, "events", "message_id")
+        names = ("email", "phone", "first_name", "last_name")
+        parts.append(shaped(ev, OBSERVED_PRIORITY, F.col("event_ts"), {a: F.col(a) for a in names}))
+    if "orders" in silver:
+        od = with_customer(silver["orders"], record_customer, "orders", "order_id")
+        values = {"email": F.col("customer_email"), "phone": F.col("customer_phone")}
+        parts.append(shaped(od, OBSERVED_PRIORITY, F.col("order_ts"), values))
+    if "email_events" in silver:
+        em = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
+        parts.append(shaped(em, OBSERVED_PRIORITY, F.col("event_ts"), {"email": F.col("email")}))
+    if not parts:
+        return None
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def golden_attributes(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+    """One value per attribute and customer: CRM first, then the most recent non-null value.
+
+    Each attribute is chosen on its own, so a customer's phone may come from an order while
+    the name comes from CRM. Ties on priority and time go to the smallest value (deterministic).
+    """
+    candidates = _candidates(silver, record_customer)
+    if candidates is None:
+        return None
+    aggs = [
+        # min() over structs skips nulls and orders field by field: priority, age, value.
+        F.min(F.when(F.col(a).isNotNull(), F.struct("_key", F.col(a).alias("v"))))["v"].alias(a)
+        for a in ATTRIBUTES
+    ]
+    return candidates.groupBy("customer_id").agg(*aggs)
+
+
+def order_features(orders: DataFrame, as_of: dt.datetime) -> DataFrame:
+    """Order aggregates of orders placed at or before ``as_of``.
+
+    ``revenue`` is completed minus refunded money. Silver holds one row per order and a refund
+    turns the whole order's status to ``refunded`` (its total stays positive), so the money
+    taken is every order's total and the money given back is the refunded orders' totals:
+    the difference is the completed orders' totals. Refunded orders are not counted in
+    ``order_count`` nor as ``last_order_at``.
+    """
+    placed = orders.where(at_or_before(F.col("order_ts"), as_of))
+    completed = F.col("status") == "completed"
+    refunded = F.col("status") == "refunded"
+    total = F.col("total").cast("decimal(18,2)")
+    return (
+        placed.groupBy("customer_id")
+        .agg(
+            F.count_if(completed).alias("order_count"),
+            (
+                F.sum(F.when(completed | refunded, total))
+                - F.coalesce(F.sum(F.when(refunded, total)), F.lit(0))
+            ).alias("revenue"),
+            F.max(F.when(completed, F.col("order_ts"))).alias("last_order_at"),
+        )
+        .withColumn("days_since_last_order", days_between(F.col("last_order_at"), as_of))
+    )
+
+
+def event_features(events: DataFrame, as_of: dt.datetime) -> DataFrame:
+    """Browse and cart aggregates of events at or before ``as_of``."""
+    ts = F.col("event_ts")
+    seen = events.where(at_or_before(ts, as_of))
+    is_view = F.col("event") == PRODUCT_VIEWED
+    is_add = F.col("event") == PRODUCT_ADDED
+    is_checkout = F.col("event") == CHECKOUT_STARTED
+    return seen.groupBy("customer_id").agg(
+        F.count_if(is_view & within_days(ts, as_of, 30)).alias("product_views_30d"),
+        F.count_if(is_add & within_days(ts, as_of, 7)).alias("cart_adds_7d"),
+        F.max(F.when(is_add, ts)).alias("last_cart_add_at"),
+        F.count_if(is_checkout & within_days(ts, as_of, 7)).alias("checkouts_7d"),
+    )
+
+
+def email_features(email_events: DataFrame, as_of: dt.datetime) -> DataFrame:
+    """Email engagement in the 30 days up to ``as_of``."""
+    ts = F.col("event_ts")
+    recent = email_events.where(within_days(ts, as_of, 30))
+    return recent.groupBy("customer_id").agg(
+        F.count_if(F.col("event") == "open").alias("email_opens_30d"),
+        F.count_if(F.col("event") == "click").alias("email_clicks_30d"),
+    )
+
+
+def seen_features(
+    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime
+) -> DataFrame | None:
+    """First and last time the customer themselves showed up: events, orders, email opens/clicks."""
+    parts: list[DataFrame] = []
+    if "events" in silver:
+        ev = with_customer(silver["events"], record_customer, "events", "message_id")
+        parts.append(ev.select("customer_id", F.col("event_ts").alias("ts")))
+    if "orders" in silver:
+        od = with_customer(silver["orders"], record_customer, "orders", "order_id")
+        parts.append(od.select("customer_id", F.col("order_ts").alias("ts")))
+    if "email_events" in silver:
+        em = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
+        # delivered/processed say nothing about the person; opens and clicks do.
+        em = em.where(F.col("event").isin(*EMAIL_ENGAGEMENT))
+        parts.append(em.select("customer_id", F.col("event_ts").alias("ts")))
+    if not parts:
+        return None
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return (
+        out.where(at_or_before(F.col("ts"), as_of))
+        .groupBy("customer_id")
+        .agg(F.min("ts").alias("first_seen_at"), F.max("ts").alias("last_seen_at"))
+    )
+
+
+def customer_features(
+    silver: Mapping[str, DataFrame],
+    record_customer: DataFrame,
+    as_of: dt.datetime,
+) -> DataFrame:
+    """One row per customer: golden attributes and activity features as of ``as_of``.
+
+    Args:
+        silver: silver table name -> DataFrame; any subset of ``events``, ``email_events``,
+            ``crm_contacts``, ``orders`` (features of an absent table are null / 0).
+        record_customer: identity/record_customer (``source, record_key, customer_id``);
+            every customer in it gets a row.
+        as_of: the evaluation time; windows are ``(as_of - N days, as_of]``.
+
+    Returns:
+        ``customer_id`` then the columns of :data:`FEATURE_SCHEMA`, in that order.
+    """
+    profile = record_customer.select("customer_id").distinct()
+    parts: list[DataFrame | None] = [
+        golden_attributes(silver, record_customer),
+        seen_features(silver, record_customer, as_of),
+    ]
+    if "orders" in silver:
+        orders = with_customer(silver["orders"], record_customer, "orders", "order_id")
+        parts.append(order_features(orders, as_of))
+    if "events" in silver:
+        events = with_customer(silver["events"], record_customer, "events", "message_id")
+        parts.append(event_features(events, as_of))
+    if "email_events" in silver:
+        email = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
+        parts.append(email_features(email, as_of))
+    for part in parts:
+        if part is not None:
+            profile = profile.join(part, "customer_id", "left")
+
+    present = set(profile.columns)
+    out: list[Column] = [F.col("customer_id")]
+    for name, dtype in FEATURE_SCHEMA:
+        value = F.col(name) if name in present else F.lit(None)
+        if name in COUNT_FEATURES:
+            value = F.coalesce(value, F.lit(0))
+        out.append(value.cast(dtype).alias(name))
+    return profile.select(*out)

@@ -1,0 +1,134 @@
+"""The gold layer: customer profiles, consent-gated segments, membership history and summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cdplake.config.identity import NeverLinkRules, load_identity_config
+from cdplake.config.segments import SegmentsConfig, load_segments_config
+from cdplake.features.columns import as_utc, ts_lit
+from cdplake.features.profile import customer_features
+
+# The identity layer's private Delta helpers stand in for cdplake.io.delta until it lands;
+# both layers then swap in one place.
+from cdplake.identity._store import overwrite, read, read_tables
+from cdplake.identity.extract import SOURCES
+from cdplake.privacy.consent import customer_consent, enforce_consent, with_consent
+from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
+from cdplake.segments.membership import merge_membership, upsert_summary
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from cdplake.config import EnvConfig
+
+GOLD_LAYER = "gold"
+
+
+@dataclass(frozen=True)
+class GoldResult:
+    """What one gold run published.
+
+    Attributes:
+        profiles: rows of gold/customer_profile.
+        segment_sizes: segment id -> members published this run (consent applied).
+        excluded: segment id -> customers who qualified but lacked consent for its purpose.
+    """
+
+    profiles: int
+    segment_sizes: dict[str, int]
+    excluded: dict[str, int]
+
+
+def build_profile(
+    silver: Mapping[str, DataFrame],
+    record_customer: DataFrame,
+    as_of: dt.datetime,
+    rules: NeverLinkRules | None = None,
+) -> DataFrame:
+    """Features plus consent flags, one row per customer (without run columns)."""
+    features = customer_features(silver, record_customer, as_of)
+    return with_consent(features, customer_consent(silver, record_customer), rules)
+
+
+def build_gold(
+    spark: SparkSession,
+    env: EnvConfig,
+    run_id: str,
+    as_of: dt.datetime,
+    *,
+    segments: SegmentsConfig | None = None,
+    rules: NeverLinkRules | None = None,
+) -> GoldResult:
+    """Build gold/customer_profile, update segment membership and append the run's summary.
+
+    Reads the silver tables and identity/record_customer. The profile is overwritten; members
+    are merged into gold/segment_membership (entries and exits at ``as_of``); one row per
+    segment is upserted into gold/segment_summary for ``run_id``.
+
+    Args:
+        spark: the session.
+        env: the environment (paths; ``conf_dir`` for ``segments.yaml`` and ``identity.yaml``).
+        run_id: stamped on every row written.
+        as_of: evaluation time of the windows and of membership changes (naive means UTC).
+        segments: segment definitions; loaded from ``env.conf_dir`` by default.
+        rules: never-link rules (placeholder emails are not valid emails); loaded from
+            ``env.conf_dir`` by default.
+
+    Raises:
+        FileNotFoundError: a silver or identity table does not exist yet.
+        SegmentDefinitionError: a segment condition does not compile.
+    """
+    as_of = as_utc(as_of)
+    segments = segments or load_segments_config(env.conf_dir)
+    rules = rules or load_identity_config(env.conf_dir).never_link
+    silver = read_tables(spark, env, "silver", tuple(SOURCES))
+    record_customer = read_tables(spark, env, "identity", ("record_customer",))["record_customer"]
+
+    profile_path = env.paths.table(GOLD_LAYER, "customer_profile")
+    profile = build_profile(silver, record_customer, as_of, rules).select(
+        "*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id")
+    )
+    overwrite(profile, profile_path)
+    # Segments read the written profile rather than recomputing the feature joins.
+    profile = read(spark, profile_path)
+
+    definitions = segments.segments
+    qualified = evaluate_segments(profile, definitions)
+    allowed, excluded = enforce_consent(qualified, profile, definitions, segments.purposes)
+    # Pin the members: the MERGE and the counts must see the same rows.
+    allowed = allowed.select(*MEMBER_COLUMNS).localCheckpoint(eager=True)
+    merge_membership(
+        spark,
+        env.paths.table(GOLD_LAYER, "segment_membership"),
+        allowed,
+        [d.id for d in definitions],
+        run_id,
+        as_of,
+    )
+
+    sizes = {r["segment_id"]: int(r["count"]) for r in allowed.groupBy("segment_id").count().collect()}
+    excluded_counts = {r["segment_id"]: int(r["excluded_no_consent"]) for r in excluded.collect()}
+    segment_sizes = {d.id: sizes.get(d.id, 0) for d in definitions}
+    excluded_by_segment = {d.id: excluded_counts.get(d.id, 0) for d in definitions}
+    if definitions:
+        summary = spark.createDataFrame(
+            [
+                (run_id, d.id, d.version, segment_sizes[d.id], excluded_by_segment[d.id], as_of)
+                for d in definitions
+            ],
+            "run_id STRING, segment_id STRING, definition_version INT, size BIGINT, "
+            "excluded_no_consent BIGINT, computed_at TIMESTAMP",
+        )
+        upsert_summary(spark, env.paths.table(GOLD_LAYER, "segment_summary"), summary)
+    return GoldResult(
+        profiles=profile.count(),
+        segment_sizes=segment_sizes,
+        excluded=excluded_by_segment,
+    )
