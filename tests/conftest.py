@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ import pytest
 from cdplake.config import EnvConfig, load_env
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Python workers (pandas UDFs) must run this interpreter, the one with pandas and
+# phonenumbers, also when pytest is started without the Makefile's PYSPARK_PYTHON export.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")

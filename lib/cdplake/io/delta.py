@@ -1,0 +1,214 @@
+"""Delta read/write/MERGE helpers shared by every layer, symmetric for batch and streaming.
+
+Scheduled micro-batches are streaming queries with an ``availableNow`` trigger and one
+checkpoint per sink (:func:`run_stream`); writes inside ``foreachBatch`` are idempotent on
+replay: appends carry Delta's ``txnAppId``/``txnVersion`` (:func:`append`) and upserts are
+``MERGE`` statements whose conditions make a second application change nothing
+(:func:`merge_into`).
+
+Paths may be local folders or ``s3a://`` URIs: nothing here touches the local filesystem
+directly; existence checks go through Hadoop's ``FileSystem`` for the path's scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+AVAILABLE_NOW = "availableNow"
+
+#: Aliases of the two sides of :func:`merge_into`, for ``update_condition`` strings.
+TARGET = "t"
+SOURCE = "s"
+
+
+@dataclass(frozen=True)
+class MergeMetrics:
+    """What one MERGE did to the target table."""
+
+    inserted: int = 0
+    updated: int = 0
+
+    @property
+    def written(self) -> int:
+        """Rows inserted or updated."""
+        return self.inserted + self.updated
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder exists, on any Hadoop filesystem (local, ``s3a://``...).
+
+    Args:
+        spark: the session whose Hadoop configuration resolves the filesystem.
+        path: a local path or URI.
+    """
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.exists(hadoop_path))
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` holds a Delta table.
+
+    Args:
+        spark: the session.
+        path: table location (local path or URI).
+    """
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def read_table(spark: SparkSession, path: str) -> DataFrame:
+    """Batch read of the Delta table at ``path``."""
+    return spark.read.format("delta").load(path)
+
+
+def read_stream(spark: SparkSession, path: str, *, max_files_per_trigger: int | None = None) -> DataFrame:
+    """Streaming read of the Delta table at ``path`` (each new commit becomes input).
+
+    Args:
+        spark: the session.
+        path: table location.
+        max_files_per_trigger: caps the files per micro-batch (Delta's default is 1000).
+    """
+    reader = spark.readStream.format("delta")
+    if max_files_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return reader.load(path)
+
+
+def table_version(spark: SparkSession, path: str) -> int:
+    """The latest commit version of a Delta table, or -1 when there is no table yet."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, path):
+        return -1
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return int(row["version"]) if row else -1
+
+
+def append(df: DataFrame, path: str, *, app_id: str, version: int) -> bool:
+    """Append ``df`` to the Delta table at ``path`` at most once per ``(app_id, version)``.
+
+    Delta records the highest ``txnVersion`` committed for each ``txnAppId`` in the table's
+    log and skips a write whose version is not newer, so a micro-batch replayed after a crash
+    (same batch id) is not appended twice. The table is created on the first write.
+
+    Args:
+        df: rows to append (the table schema on first write).
+        path: table location.
+        app_id: stable id of the writer (one per stream and sink); resetting the stream's
+            checkpoint restarts batch ids at 0, so it then needs a new ``app_id``.
+        version: monotonically increasing number of this write, e.g. the micro-batch id.
+
+    Returns:
+        True when a new commit was written, False when Delta skipped a replayed version.
+    """
+    spark = df.sparkSession
+    before = table_version(spark, path)
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", int(version))
+        .save(path)
+    )
+    return table_version(spark, path) > before
+
+
+def create_if_absent(df: DataFrame, path: str, *, enable_cdf: bool = False) -> None:
+    """Create an empty Delta table with ``df``'s schema at ``path`` unless one exists."""
+    from delta.tables import DeltaTable
+
+    spark = df.sparkSession
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema)
+    if enable_cdf:
+        builder = builder.property("delta.enableChangeDataFeed", "true")
+    builder.execute()
+
+
+def merge_into(
+    df: DataFrame,
+    path: str,
+    keys: Sequence[str],
+    *,
+    update_condition: str | None = None,
+    insert_only: bool = False,
+    enable_cdf: bool = False,
+) -> MergeMetrics:
+    """Upsert ``df`` into the Delta table at ``path`` by ``keys``; create it on first write.
+
+    Rows whose keys are absent are inserted. Matched rows are updated (all columns) when
+    ``update_condition`` holds, or always when it is None; with ``insert_only`` matched rows
+    are left alone. ``df`` must hold at most one row per key (dedupe first).
+
+    Args:
+        df: source rows; their schema creates the table on first write.
+        path: table location.
+        keys: columns identifying a row.
+        update_condition: SQL over the aliases ``t`` (target) and ``s`` (source), e.g.
+            ``"s.updated_at > t.updated_at"``.
+        insert_only: never update matched rows (insert-if-absent).
+        enable_cdf: turn on the change data feed when the table is created.
+
+    Returns:
+        Rows inserted and updated, from the MERGE's own metrics.
+    """
+    from delta.tables import DeltaTable
+
+    if not keys:
+        raise ValueError("merge_into needs at least one key column")
+    spark = df.sparkSession
+    create_if_absent(df, path, enable_cdf=enable_cdf)
+    on = " AND ".join(f"{TARGET}.`{k}` = {SOURCE}.`{k}`" for k in keys)
+    merge = DeltaTable.forPath(spark, path).alias(TARGET).merge(df.alias(SOURCE), on)
+    if not insert_only:
+        merge = merge.whenMatchedUpdateAll(condition=update_condition)
+    result = merge.whenNotMatchedInsertAll().execute()
+    row = result.first() if result is not None else None
+    if row is None:
+        return MergeMetrics()
+    return MergeMetrics(inserted=int(row["num_inserted_rows"]), updated=int(row["num_updated_rows"]))
+
+
+def run_stream(
+    stream_df: DataFrame,
+    *,
+    checkpoint: str,
+    foreach_batch: Callable[[DataFrame, int], None],
+    trigger: str = AVAILABLE_NOW,
+    query_name: str | None = None,
+) -> StreamingQuery:
+    """Run a ``foreachBatch`` streaming query with one checkpoint for its sink.
+
+    With ``trigger="availableNow"`` (the scheduled-batch mode) the query processes
+    everything available at start, in one or more micro-batches, and this call waits for it
+    to finish; a failed batch raises here. Any other value is a processing-time interval
+    (``"30 seconds"``) and the running query is returned to the caller to manage.
+
+    Args:
+        stream_df: a streaming DataFrame.
+        checkpoint: the sink's checkpoint location (never shared between sinks).
+        foreach_batch: called with each micro-batch and its id; must be idempotent.
+        trigger: ``"availableNow"`` or a processing-time interval.
+        query_name: optional name shown in the Spark UI and progress events.
+
+    Returns:
+        The streaming query (terminated for ``availableNow``).
+    """
+    writer = stream_df.writeStream.foreachBatch(foreach_batch).option("checkpointLocation", checkpoint)
+    if query_name:
+        writer = writer.queryName(query_name)
+    if trigger == AVAILABLE_NOW:
+        query = writer.trigger(availableNow=True).start()
+        query.awaitTermination()
+    else:
+        query = writer.trigger(processingTime=trigger).start()
+    return query

@@ -1,0 +1,118 @@
+"""Landing → bronze on a temp lake: raw lines kept, lineage, no-op reruns, only new files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from cdplake.bronze import CRM_COLUMNS, IngestResult, ingest_all, ingest_source
+from cdplake.io.delta import read_table, table_exists, table_version
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.timezone.utc
+T1 = dt.datetime(2026, 10, 6, 1, 0, tzinfo=UTC)
+T2 = dt.datetime(2026, 10, 7, 1, 0, tzinfo=UTC)
+TEXT_BRONZE = "value STRING, _source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
+CRM_HEADER = ",".join(CRM_COLUMNS) + "\n"
+
+
+def land(env, source: str, name: str, content: str, day: str = "2026-10-05") -> str:
+    """Write one landing file; returns the URI Spark reports as its ``_source_file``."""
+    path = Path(env.paths.landing(source)) / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(content.encode()))
+    else:
+        path.write_text(content, encoding="utf-8")
+    return f"file:{path}"
+
+
+def test_ingest_keeps_raw_lines_and_only_picks_up_new_files(spark, lake_env):
+    a = land(lake_env, "events", "events-0001.jsonl", '{"messageId":"m1"}\nnot json at all\n')
+    b = land(lake_env, "events", "events-0002.jsonl.gz", '{"messageId":"m2"}\n')
+    land(lake_env, "events", "events-0003.jsonl.tmp", '{"messageId":"half-writ')  # not a data file
+    c = land(
+        lake_env,
+        "crm",
+        "contacts-20261005.csv",
+        CRM_HEADER
+        + 'c1,Ann,Smith,ann@example.com,07700 900123,"1 High St\nFlat 2",London,SW1A 1AA,GB,1985-03-07,'
+        "gold,true,2026-01-02T03:04:05Z,2026-10-01T12:00:00Z\n"
+        "c2,Bob\n",
+    )
+
+    first = ingest_all(spark, lake_env, "run-1", clock=lambda: T1)
+
+    assert first == {
+        "events": IngestResult("events", rows=3, files=2, batches=1),
+        "email": IngestResult("email"),  # nothing landed: no table, no error
+        "orders": IngestResult("orders"),
+        "crm": IngestResult("crm", rows=2, files=1, batches=1),
+    }
+    events = spark.createDataFrame(
+        [
+            ('{"messageId":"m1"}', a, T1, "run-1:0"),
+            ("not json at all", a, T1, "run-1:0"),
+            ('{"messageId":"m2"}', b, T1, "run-1:0"),
+        ],
+        TEXT_BRONZE,
+    )
+    assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
+    crm_schema = ", ".join(f"{col} STRING" for col in (*CRM_COLUMNS, "_corrupt_record")) + (
+        ", _source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
+    )
+    crm = spark.createDataFrame(
+        [
+            ("c1", "Ann", "Smith", "ann@example.com", "07700 900123", "1 High St\nFlat 2", "London", "SW1A 1AA",
+             "GB", "1985-03-07", "gold", "true", "2026-01-02T03:04:05Z", "2026-10-01T12:00:00Z", None, c, T1, "run-1:0"),
+            # too few columns: kept whole in _corrupt_record
+            ("c2", "Bob", *[None] * 12, "c2,Bob", c, T1, "run-1:0"),
+        ],
+        crm_schema,
+    )  # fmt: skip
+    assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "crm")), crm)
+    assert not table_exists(spark, lake_env.paths.table("bronze", "email"))
+
+    # nothing new: no batch, no commit
+    version = table_version(spark, lake_env.paths.table("bronze", "events"))
+    assert ingest_all(spark, lake_env, "run-2", clock=lambda: T2)["events"] == IngestResult("events")
+    assert table_version(spark, lake_env.paths.table("bronze", "events")) == version
+
+    # a crash after the Delta commit but before the checkpoint commit replays batch 0 with the
+    # same txnVersion: Delta skips it, nothing is appended twice
+    for name in ("0", ".0.crc"):  # the local filesystem keeps a checksum beside each file
+        (Path(lake_env.paths.checkpoint("bronze_events")) / "commits" / name).unlink(missing_ok=True)
+    assert ingest_source(spark, lake_env, "events", "run-2", clock=lambda: T2) == IngestResult("events")
+    assert table_version(spark, lake_env.paths.table("bronze", "events")) == version
+    assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
+
+    # one new file (another day): only its rows, in the next micro-batch
+    d = land(lake_env, "events", "events-0001.jsonl", '{"messageId":"m3"}\n', day="2026-10-06")
+    third = ingest_source(spark, lake_env, "events", "run-3", clock=lambda: T2)
+
+    assert third == IngestResult("events", rows=1, files=1, batches=1)
+    events = events.union(spark.createDataFrame([('{"messageId":"m3"}', d, T2, "run-3:1")], TEXT_BRONZE))
+    assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
+
+
+def test_ingest_splits_many_files_into_micro_batches(spark, lake_env):
+    files = [land(lake_env, "email", f"email-{i:04d}.jsonl", f'{{"sg_event_id":"e{i}"}}\n') for i in range(3)]
+    # the file source takes files oldest first: space the modification times a minute apart
+    for i, uri in enumerate(files):
+        os.utime(uri.removeprefix("file:"), (1_790_000_000 + 60 * i,) * 2)
+
+    result = ingest_source(spark, lake_env, "email", "run-1", clock=lambda: T1, max_files_per_trigger=1)
+
+    assert result == IngestResult("email", rows=3, files=3, batches=3)
+    bronze = read_table(spark, lake_env.paths.table("bronze", "email"))
+    # one file per batch, oldest first
+    expected = spark.createDataFrame(
+        [(f'{{"sg_event_id":"e{i}"}}', f, T1, f"run-1:{i}") for i, f in enumerate(files)], TEXT_BRONZE
+    )
+    assertDataFrameEqual(bronze, expected)
