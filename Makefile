@@ -51,6 +51,12 @@ s3-up: venv ## Start SeaweedFS S3 on 127.0.0.1:8333 (data in .s3/)
 s3-down: venv ## Stop the SeaweedFS server started by s3-up
 	$(PYBIN) -m cdplake.io.local_s3 stop --dir .s3
 
+cluster-up: venv ## Start a Spark standalone master (127.0.0.1:7077, UI :8080) + 1 worker
+	$(PYBIN) -m cdplake.io.local_cluster start --dir .spark-cluster --port 7077 --webui-port 8080
+
+cluster-down: venv ## Stop the Spark cluster started by cluster-up
+	$(PYBIN) -m cdplake.io.local_cluster stop --dir .spark-cluster
+
 test: install jars-s3 ## Run the whole test suite (unit + integration, S3 and cluster included)
 	$(PYBIN) -m pytest tests
 
@@ -59,6 +65,9 @@ test-unit: install ## Run only the fast unit tests
 
 bench: install ## Run the benchmarks and print figures for BENCHMARKS.md
 	$(PYBIN) bench/run_bench.py
+
+dq-docs: install ## Great Expectations Data Docs over the local silver tables (.lake/dq_docs)
+	$(PYBIN) -m cdplake.quality.expectations --env local --out .lake/dq_docs
 
 lint: venv ## ruff format check + lint
 	$(VENV)/bin/ruff format --check lib jobs tests bench
@@ -70,4 +79,4 @@ wheel: venv ## Build the pure-Python wheel into dist/ (for --py-files and cluste
 clean: ## Remove the local lake, the S3 data and build output (keeps .venv and .jars)
 	rm -rf .lake .s3 build dist lib/*.egg-info
 
-.PHONY: help venv jars jars-s3 install run s3-up s3-down test test-unit bench lint wheel clean
+.PHONY: help venv jars jars-s3 install run s3-up s3-down cluster-up cluster-down test test-unit bench dq-docs lint wheel clean

@@ -7,6 +7,7 @@ creates a session at import time.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,11 @@ def build_session(cfg: EnvConfig, app_name: str | None = None) -> SparkSession:
         conf.pop("spark.jars.packages", None)
     elif cfg.spark.master:
         builder = builder.master(cfg.spark.master)
+        if cfg.spark.master.startswith("local"):
+            # Python workers (pandas UDFs) must run this interpreter, the one with the
+            # pinned packages, not whatever `python3` is first on PATH. PySpark reads the
+            # worker executable from this variable when the context starts.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
