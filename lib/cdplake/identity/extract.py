@@ -104,11 +104,12 @@ def extract_identifiers(silver: Mapping[str, DataFrame]) -> DataFrame:
     ).distinct()
 
 
-def never_link_reason(id_type: Column, id_value: Column, rules: NeverLinkRules) -> Column:
+def never_link_reason(id_type: Column | str, id_value: Column, rules: NeverLinkRules) -> Column:
     """Why an identifier must not link records, or null when it may.
 
     Reasons: ``too_short``, ``junk_value``, ``placeholder_email``, ``blocked_phone`` (the first
-    that applies, in that order).
+    that applies, in that order). ``id_type`` is a column, or a literal type name when every
+    value is of one type (then the type test is decided here, not per row).
     """
     lowered = F.lower(id_value)
     placeholder = F.lit(False)
@@ -121,9 +122,13 @@ def never_link_reason(id_type: Column, id_value: Column, rules: NeverLinkRules) 
     return (
         F.when(F.length(id_value) < rules.min_length, F.lit("too_short"))
         .when(junk, F.lit("junk_value"))
-        .when((id_type == "email") & placeholder, F.lit("placeholder_email"))
-        .when((id_type == "phone") & blocked_phone, F.lit("blocked_phone"))
+        .when(_is_type(id_type, "email") & placeholder, F.lit("placeholder_email"))
+        .when(_is_type(id_type, "phone") & blocked_phone, F.lit("blocked_phone"))
     )
+
+
+def _is_type(id_type: Column | str, name: str) -> Column:
+    return F.lit(id_type == name) if isinstance(id_type, str) else id_type == name
 
 
 def flag_never_link(identifiers: DataFrame, rules: NeverLinkRules) -> DataFrame:

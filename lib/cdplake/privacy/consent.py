@@ -43,7 +43,7 @@ def is_valid_email(email: Column, rules: NeverLinkRules | None = None) -> Column
     """
     shape = email.isNotNull() & email.rlike(_EMAIL_SHAPE)
     if rules is not None:
-        shape = shape & never_link_reason(F.lit("email"), email, rules).isNull()
+        shape = shape & never_link_reason("email", email, rules).isNull()
     return F.coalesce(shape, F.lit(False))
 
 

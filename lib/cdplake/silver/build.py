@@ -22,6 +22,7 @@ from cdplake.io.delta import (
     SOURCE,
     TARGET,
     append,
+    create_if_absent,
     merge_into,
     read_stream,
     run_stream,
@@ -220,6 +221,9 @@ def build_silver_table(
             )
             if counts.rows_quarantined:
                 append(quarantine, quarantine_path, app_id=quarantine_app_id(spec), version=batch_id)
+            else:
+                # An empty quarantine is still a table: consumers and checks can read it.
+                create_if_absent(quarantine, quarantine_path)
             for name in ("rows_in", "rows_out", "rows_quarantined", "rows_deduplicated"):
                 totals[name] += getattr(counts, name)
             totals["rows_inserted"] += merged.inserted
