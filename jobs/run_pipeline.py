@@ -1,7 +1,7 @@
 """Run the whole lake once: (demo data →) landing → bronze → silver → identity → gold.
 
-    spark-submit jobs/run_pipeline.py --env local --generate
-    cdplake-run --env s3
+spark-submit jobs/run_pipeline.py --env local --generate
+cdplake-run --env s3
 """
 
 from __future__ import annotations

@@ -65,5 +65,9 @@ def lake_env(tmp_path: Path, local_env: EnvConfig) -> EnvConfig:
     return load_env(
         "local",
         conf_dir=REPO / "conf",
-        environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(tmp_path / "lake"), "CDPLAKE__DEMO__CUSTOMERS": "60"},
+        environ={
+            **os.environ,
+            "CDPLAKE__STORAGE__ROOT": str(tmp_path / "lake"),
+            "CDPLAKE__DEMO__CUSTOMERS": "60",
+        },
     )

@@ -18,7 +18,9 @@ def job_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every job takes (``--env``, ``--conf-dir``, ``--run-id``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--env", default=os.environ.get("CDPLAKE_ENV", "local"), help="conf/env/<ENV>.yaml")
-    parser.add_argument("--conf-dir", default=None, help="the conf/ folder (default: ./conf or the checkout's)")
+    parser.add_argument(
+        "--conf-dir", default=None, help="the conf/ folder (default: ./conf or the checkout's)"
+    )
     parser.add_argument("--run-id", default=None, help="id stamped on every row this run writes")
     return parser
 
@@ -51,4 +53,3 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return parsed.astimezone(dt.timezone.utc)
-

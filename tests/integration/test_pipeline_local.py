@@ -54,7 +54,9 @@ def _truth(spark, env: EnvConfig) -> DataFrame:
 def test_every_landed_line_is_in_bronze(spark, lake):
     env, first, _ = lake
     truth = _truth(spark, env)
-    landed = {r["source"]: r["lines"] for r in truth.groupBy("source").agg(F.sum("copies").alias("lines")).collect()}
+    landed = {
+        r["source"]: r["lines"] for r in truth.groupBy("source").agg(F.sum("copies").alias("lines")).collect()
+    }
     bronze = {source: first.table_rows[("bronze", source)] for source in SILVER}
     assert bronze == landed
 
@@ -99,7 +101,10 @@ def test_identity_links_each_record_once_and_does_not_mix_people(spark, lake):
     dominant = per_pair.groupBy("customer_id").agg(F.max("count").alias("dominant"))
     purity = dominant.agg(F.sum("dominant")).first()[0] / linked.count()
     assert purity >= 0.97, f"deterministic links mixed people: purity {purity:.3f}"
-    assert first.customers == _table(spark, env, "identity", "customer_map").select("customer_id").distinct().count()
+    assert (
+        first.customers
+        == _table(spark, env, "identity", "customer_map").select("customer_id").distinct().count()
+    )
 
 
 def test_gold_has_one_profile_per_customer_and_segment_sizes_match(spark, lake):

@@ -71,7 +71,9 @@ def spark_conf(cfg: EnvConfig) -> dict[str, str]:
                 "spark.hadoop.fs.s3a.endpoint": cfg.s3.endpoint,
                 "spark.hadoop.fs.s3a.endpoint.region": cfg.s3.region,
                 "spark.hadoop.fs.s3a.path.style.access": str(cfg.s3.path_style).lower(),
-                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(cfg.s3.endpoint.startswith("https")).lower(),
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(
+                    cfg.s3.endpoint.startswith("https")
+                ).lower(),
                 "spark.hadoop.fs.s3a.access.key": access,
                 "spark.hadoop.fs.s3a.secret.key": secret,
                 "spark.hadoop.fs.s3a.aws.credentials.provider": (
