@@ -77,6 +77,6 @@ wheel: venv ## Build the pure-Python wheel into dist/ (for --py-files and cluste
 	$(VENV)/bin/pip wheel --no-deps -w dist .
 
 clean: ## Remove the local lake, the S3 data and build output (keeps .venv and .jars)
-	rm -rf .lake .s3 build dist lib/*.egg-info
+	rm -rf .lake .s3 .spark-cluster .bench build dist lib/*.egg-info
 
 .PHONY: help venv jars jars-s3 install run s3-up s3-down cluster-up cluster-down test test-unit bench dq-docs lint wheel clean

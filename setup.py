@@ -30,6 +30,11 @@ setup(
     entry_points={
         "console_scripts": [
             "cdplake-run=cdplake_jobs.run_pipeline:main",
+            "cdplake-generate-demo-data=cdplake_jobs.generate_demo_data:main",
+            "cdplake-ingest-bronze=cdplake_jobs.ingest_bronze:main",
+            "cdplake-build-silver=cdplake_jobs.build_silver:main",
+            "cdplake-resolve-identity=cdplake_jobs.resolve_identity:main",
+            "cdplake-build-gold=cdplake_jobs.build_gold:main",
         ]
     },
 )
