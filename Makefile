@@ -15,6 +15,8 @@ export JARS_DIR := $(CURDIR)/.jars
 export CDPLAKE_S3_ACCESS_KEY ?= cdplake-dev
 export CDPLAKE_S3_SECRET_KEY ?= cdplake-dev-secret
 export PYSPARK_PYTHON := $(CURDIR)/$(PYBIN)
+# Spark binds to loopback only (local mode, the test cluster, the S3 tests).
+export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PYBIN)
 
 help: ## List the targets
