@@ -23,6 +23,8 @@ from cdplake.io.session import build_session
 from cdplake.pipeline import PipelineSummary, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
+# 1-minute load average after each run: figures from a busy machine are not comparable.
+LOADS: list[float] = []
 
 
 def machine() -> str:
@@ -55,6 +57,7 @@ def one_run(spark, customers: int, days: int, run: int) -> PipelineSummary:
     )
     summary = run_pipeline(spark, env, generate=True, run_id=f"bench_{customers}_{run}")
     shutil.rmtree(root, ignore_errors=True)
+    LOADS.append(os.getloadavg()[0])
     return summary
 
 
@@ -72,6 +75,8 @@ def report(customers: int, runs: list[PipelineSummary]) -> str:
         lines.append(f"| {name} | {secs:.1f} | {rows:,} | {rows / secs if secs else 0:,.0f} |")
     total = statistics.median(r.total_seconds for r in runs)
     lines.append(f"| **total** | **{total:.1f}** | | |")
+    loads = ", ".join(f"{x:.1f}" for x in LOADS[-len(runs) :])
+    lines.append(f"\n1-minute load average after each run: {loads}")
     return "\n".join(lines)
 
 
