@@ -220,7 +220,7 @@ def contact(cid: str, updated: int, tier: str, opt_in: str = "", opt_in_at: str 
 
 def crm_row(cid, updated, tier, opt_in, *interval, source, batch, ingested):
     name = "Ann" if cid == "c1" else "Bob"
-    opt_in_at = day(1) if opt_in else None
+    opt_in_at = day(1) if cid == "c1" else None  # c1 opted in on 10-01, the time stays on opt-out
     base = (cid, name, None, None, None, None, None, None, None, None, tier, opt_in, opt_in_at, day(updated))
     return (*base, *interval, source, ingested, batch)
 
