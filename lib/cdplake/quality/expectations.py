@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_id = args.run_id or new_run_id()
     docs = build_data_docs(frames, {t: c.expectations for t, c in configs.items()}, args.out, run_id=run_id)
     for table, ok in docs.success.items():
-        print(f"{table:<13} {'passed' if ok else 'FAILED'}", flush=True)
+        print(f"{table:<21} {'passed' if ok else 'FAILED'}", flush=True)
     print(f"Data Docs: {docs.index}", flush=True)
 
 
