@@ -24,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"quarantined {res.rows_quarantined:>7,}  deduplicated {res.rows_deduplicated:>7,}",
             flush=True,
         )
+        for rule_id, action, rows in res.rule_failures:
+            print(f"  rule {rule_id} ({action}): {rows:,} rows", flush=True)
+        for check in res.checks:
+            print(f"  expectations {check.table}: {check.passed} of {check.expectations} passed", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,14 @@ from cdplake.config import EnvConfig
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from cdplake.quality.dataset import DatasetCheck
+
 # (layer, table) pairs reported in the summary, in data-flow order.
 SOURCES = ("events", "email", "crm", "orders")
-SILVER_TABLES = ("events", "email_events", "crm_contacts", "orders")
+SILVER_TABLES = ("events", "email_events", "crm_contacts", "crm_contacts_history", "orders")
 IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer")
 GOLD_TABLES = ("customer_profile", "segment_membership", "segment_summary")
+QUALITY_TABLES = ("dq_results",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,23 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class TableQualityResult:
+    """The quality checks one silver table went through in a run.
+
+    Attributes:
+        table: the silver table.
+        rules: row rules applied to each batch.
+        rule_failures: ``(rule id, action, rows failing)`` of the rules some row failed.
+        checks: Great Expectations outcomes (the table, then its history when it has one).
+    """
+
+    table: str
+    rules: int = 0
+    rule_failures: tuple[tuple[str, str, int], ...] = ()
+    checks: tuple[DatasetCheck, ...] = ()
+
+
+@dataclass(frozen=True)
 class PipelineSummary:
     """What a run did, for people (``render``) and for tests and benchmarks (the fields)."""
 
@@ -53,6 +73,7 @@ class PipelineSummary:
     customers: int
     segment_sizes: dict[str, int]
     segment_excluded: dict[str, int] = field(default_factory=dict)
+    quality: tuple[TableQualityResult, ...] = ()
 
     @property
     def total_seconds(self) -> float:
@@ -80,11 +101,30 @@ class PipelineSummary:
         for source, reasons in self.quarantine_reasons.items():
             for reason, rows in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"  {source:<8} {reason:<28} {rows:>8,}")
+        lines += self._render_quality()
         lines += ["", f"customers resolved: {self.customers:,}", "", "segments:"]
         for seg, size in self.segment_sizes.items():
             excluded = self.segment_excluded.get(seg, 0)
             lines.append(f"  {seg:<24} {size:>8,} members  ({excluded:,} left out for lack of consent)")
         return "\n".join(lines)
+
+    def _render_quality(self) -> list[str]:
+        lines = ["", "row rules (tables with new rows this run):"]
+        if not self.quality:
+            lines.append("  none run")
+        for q in self.quality:
+            failed = len(q.rule_failures)
+            lines.append(f"  {q.table:<20} {q.rules - failed:>3} passed {failed:>3} failed")
+            for rule_id, action, rows in q.rule_failures:
+                lines.append(f"    {rule_id:<38} {action:<10} {rows:>8,} rows")
+        lines += ["", "dataset checks (Great Expectations, quality/dq_results):"]
+        checks = [c for q in self.quality for c in q.checks]
+        if not checks:
+            lines.append("  none run")
+        for c in checks:
+            lines.append(f"  {c.table:<20} {c.passed:>3} of {c.expectations} passed")
+            lines += [f"    failed {f}" for f in c.failed]
+        return lines
 
 
 def _timed(name: str, fn: Callable[[], Any], rows_of: Callable[[Any], int], detail_of=None):
@@ -166,7 +206,7 @@ def run_pipeline(
     )
     steps.append(step)
 
-    _, step = _timed(
+    silver, step = _timed(
         "silver",
         lambda: build_silver(spark, env, run_id),
         lambda res: sum(r.rows_in for r in res.values()),
@@ -205,7 +245,27 @@ def run_pipeline(
         customers=identity.customers,
         segment_sizes=dict(gold.segment_sizes),
         segment_excluded=dict(gold.excluded),
+        quality=quality_results(env, silver),
     )
+
+
+def quality_results(env: EnvConfig, silver: dict) -> tuple[TableQualityResult, ...]:
+    """What the silver build's rules and dataset checks found, per table that had new rows.
+
+    Args:
+        env: the environment (its ``conf/quality``).
+        silver: ``build_silver``'s results.
+    """
+    from cdplake.silver.build import table_quality
+
+    out = []
+    for name, result in silver.items():
+        if not result.batches:
+            continue
+        cfg = table_quality(env, name)
+        rules = len(cfg.rules) if cfg else 0
+        out.append(TableQualityResult(name, rules, tuple(result.rule_failures), tuple(result.checks)))
+    return tuple(out)
 
 
 def _layer_tables() -> list[tuple[str, str]]:
@@ -215,6 +275,7 @@ def _layer_tables() -> list[tuple[str, str]]:
         + [("quarantine", s) for s in SOURCES]
         + [("identity", t) for t in IDENTITY_TABLES]
         + [("gold", t) for t in GOLD_TABLES]
+        + [("quality", t) for t in QUALITY_TABLES]
     )
 
 

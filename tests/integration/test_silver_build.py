@@ -122,15 +122,28 @@ def test_bronze_to_silver_end_to_end_with_reruns_and_late_updates(spark, lake_en
     )
     ingest_all(spark, lake_env, "run-1", clock=lambda: T1)
 
-    first = build_silver(spark, lake_env, "run-1", clock=lambda: T1)
+    first = build_silver(spark, lake_env, "run-1", clock=lambda: T1, dataset_checks=False)
 
     assert first == {
         # 3 lines: m1 kept, its copy deduplicated, "oops" quarantined
         "events": SilverResult("events", 3, 1, 1, 1, rows_inserted=1, batches=1),
         "email_events": SilverResult("email_events", 2, 1, 1, 0, rows_inserted=1, batches=1),
-        # c1@10-03 and c2 inserted; c1@10-01 deduplicated within the batch
-        "crm_contacts": SilverResult("crm_contacts", 3, 2, 0, 1, rows_inserted=2, batches=1),
-        "orders": SilverResult("orders", 2, 1, 1, 0, rows_inserted=1, batches=1),
+        # c1@10-03 and c2 inserted; c1@10-01 deduplicated within the batch (all 3 versions
+        # go to the history)
+        "crm_contacts": SilverResult(
+            "crm_contacts", 3, 2, 0, 1, rows_inserted=2, batches=1, history_inserted=3
+        ),
+        # store id "s1" is not S + three digits: a warning, the order is kept
+        "orders": SilverResult(
+            "orders",
+            2,
+            1,
+            1,
+            0,
+            rows_inserted=1,
+            batches=1,
+            rule_failures=(("orders_store_id_format", "warn", 1),),
+        ),
     }
     lin1 = {"_ingested_at": T1, "_batch_id": "run-1:0"}
     assertDataFrameEqual(
@@ -182,7 +195,7 @@ def test_bronze_to_silver_end_to_end_with_reruns_and_late_updates(spark, lake_en
 
     # nothing new in bronze: no batch, no commit
     versions = {t: table_version(spark, paths.table("silver", t)) for t in SILVER_TABLES}
-    assert build_silver(spark, lake_env, "run-2", clock=lambda: T2) == {
+    assert build_silver(spark, lake_env, "run-2", clock=lambda: T2, dataset_checks=False) == {
         t: SilverResult(t) for t in SILVER_TABLES
     }
     assert {t: table_version(spark, paths.table("silver", t)) for t in SILVER_TABLES} == versions
@@ -192,7 +205,7 @@ def test_bronze_to_silver_end_to_end_with_reruns_and_late_updates(spark, lake_en
     events_ckpt = Path(paths.checkpoint("silver_events"))
     for name in ("0", ".0.crc"):  # the local filesystem keeps a checksum beside each file
         (events_ckpt / "commits" / name).unlink(missing_ok=True)
-    replay = build_silver_table(spark, lake_env, "events", "run-2", clock=lambda: T2)
+    replay = build_silver_table(spark, lake_env, "events", "run-2", clock=lambda: T2, dataset_checks=False)
     assert replay == SilverResult("events", 3, 0, 1, 2, batches=1)
     assert table_version(spark, paths.table("silver", "events")) == versions["events"]
     assert read_table(spark, paths.table("quarantine", "events")).count() == 1
@@ -221,11 +234,17 @@ def test_bronze_to_silver_end_to_end_with_reruns_and_late_updates(spark, lake_en
     )
     ingest_all(spark, lake_env, "run-3", clock=lambda: T2)
 
-    third = build_silver(spark, lake_env, "run-3", clock=lambda: T2)
+    third = build_silver(spark, lake_env, "run-3", clock=lambda: T2, dataset_checks=False)
 
-    assert third["events"] == SilverResult("events", 2, 1, 0, 1, rows_inserted=1, batches=1)
-    # c2 updated; the late c1 (10-02 < stored 10-03) is superseded, not applied
-    assert third["crm_contacts"] == SilverResult("crm_contacts", 2, 1, 0, 1, rows_updated=1, batches=1)
+    # the page view m2 has no URL: a warning
+    assert third["events"] == SilverResult(
+        "events", 2, 1, 0, 1, rows_inserted=1, batches=1, rule_failures=(("events_page_has_url", "warn", 1),)
+    )
+    # c2 updated; the late c1 (10-02 < stored 10-03) is superseded, not applied. Both are new
+    # history versions; they close c1@10-01 (now until 10-02) and c2@10-02 (until 10-04).
+    assert third["crm_contacts"] == SilverResult(
+        "crm_contacts", 2, 1, 0, 1, rows_updated=1, batches=1, history_inserted=2, history_restated=2
+    )
     assert third["email_events"] == SilverResult("email_events")
     lin3 = {"_ingested_at": T2, "_batch_id": "run-3:1"}
     assertDataFrameEqual(
@@ -262,14 +281,16 @@ def test_a_batch_that_does_not_reconcile_fails_before_writing(spark, lake_env, m
     monkeypatch.setitem(SILVER_TABLES, "events", lossy)
 
     with pytest.raises(StreamingQueryException, match="does not reconcile: rows in 3"):
-        build_silver_table(spark, lake_env, "events", "run-1", clock=lambda: T1)
+        build_silver_table(spark, lake_env, "events", "run-1", clock=lambda: T1, dataset_checks=False)
     assert not table_exists(spark, lake_env.paths.table("silver", "events"))
     assert not table_exists(spark, lake_env.paths.table("quarantine", "events"))
 
     # fixed code: the failed batch is processed again from its checkpoint
     monkeypatch.undo()
-    result = build_silver_table(spark, lake_env, "events", "run-2", clock=lambda: T1)
-    assert result == SilverResult("events", 3, 2, 1, 0, rows_inserted=2, batches=1)
+    result = build_silver_table(spark, lake_env, "events", "run-2", clock=lambda: T1, dataset_checks=False)
+    assert result == SilverResult(
+        "events", 3, 2, 1, 0, rows_inserted=2, batches=1, rule_failures=(("events_page_has_url", "warn", 1),)
+    )
 
 
 def dt_decimal(text: str):

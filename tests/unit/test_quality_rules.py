@@ -274,10 +274,53 @@ def _empty_silver(spark) -> dict:
 
 def test_shipped_rules_compile_against_silver_schemas(spark):
     configs = load_quality_configs(REPO / "conf")
-    assert sorted(configs) == ["crm_contacts", "email_events", "events", "orders"]
+    assert sorted(configs) == ["crm_contacts", "crm_contacts_history", "email_events", "events", "orders"]
+    # the history gets its rows from crm_contacts, after that table's rules: a suite only
+    assert configs.pop("crm_contacts_history").rules == ()
     frames = _empty_silver(spark)
     for table, cfg in configs.items():
         assert cfg.rules, table
         assert {r.action for r in cfg.rules} == {"warn", "quarantine", "fail"}, table
         outcome = apply_rules(frames[table], cfg.rules)  # raises RuleCompilationError if not
         assert dict(rule_counts(outcome).failing) == dict.fromkeys((r.id for r in cfg.rules), 0)
+
+
+def test_rule_reasons_name_blocking_failures_of_rows_conform_accepted(spark):
+    from cdplake.config.quality import TableQuality
+    from cdplake.silver.build import with_rule_reasons
+
+    cfg = TableQuality("orders", "test", rules=rules())
+    df = spark.createDataFrame(
+        [
+            (*ROWS[1], []),  # warn only: kept, no reason added
+            (*ROWS[2], []),  # two quarantine rules
+            # conform rejected: rules are not evaluated (a null order_id would trip a fail rule)
+            (None, None, None, None, None, None, None, ["missing_order_id"]),
+            (*ROWS[0], []),  # passes everything
+        ],
+        SCHEMA + ", _reasons ARRAY<STRING>",
+    )
+    assertDataFrameEqual(
+        with_rule_reasons(df, cfg).select("order_id", FAILED_RULES, "_reasons"),
+        spark.createDataFrame(
+            [
+                ("o2", ["channel_known"], []),
+                ("o3", ["quantity_positive", "price_non_negative"], ["rule:quantity_positive", "rule:price_non_negative"]),
+                (None, None, ["missing_order_id"]),
+                ("o1", [], []),
+            ],
+            "order_id STRING, failed_rules ARRAY<STRING>, _reasons ARRAY<STRING>",
+        ),
+    )  # fmt: skip
+
+
+def test_rule_counts_add_up_over_batches():
+    from cdplake.quality.rules import RuleCounts
+
+    rules = (Rule("a", "not_null", "fail", ("x",)), Rule("b", "not_null", "warn", ("y",)))
+    first = RuleCounts(rows=10, failing={"a": 0, "b": 2}, rules=rules)
+    second = RuleCounts(rows=5, failing={"a": 1, "b": 3}, rules=rules)
+    # 10 + 5 rows; a: 0 + 1; b: 2 + 3
+    assert first + second == RuleCounts(rows=15, failing={"a": 1, "b": 5}, rules=rules)
+    with pytest.raises(ValueError, match="different rule sets"):
+        first + RuleCounts(rows=1, failing={"a": 0}, rules=rules[:1])

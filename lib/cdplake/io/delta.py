@@ -12,7 +12,8 @@ directly; existence checks go through Hadoop's ``FileSystem`` for the path's sch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
 AVAILABLE_NOW = "availableNow"
+#: Session settings that make Delta DML (MERGE, UPDATE, DELETE) idempotent per writer.
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 
 #: Aliases of the two sides of :func:`merge_into`, for ``update_condition`` strings.
 TARGET = "t"
@@ -134,6 +138,34 @@ def create_if_absent(df: DataFrame, path: str, *, enable_cdf: bool = False) -> N
     builder.execute()
 
 
+@contextmanager
+def dml_txn(spark: SparkSession, txn: tuple[str, int] | None) -> Iterator[None]:
+    """Run the Delta DML inside the block at most once per ``(app_id, version)``.
+
+    Delta records the highest version committed for each app id in the table's log (as it
+    does for :func:`append`) and skips a MERGE whose version is not newer, so a micro-batch
+    replayed after a crash writes nothing. Wrap only the DML itself: any other commit in the
+    block (creating the table) would record the version first and the DML would be skipped.
+    ``spark`` should be the micro-batch's session (``batch.sparkSession``), which Spark
+    clones per streaming query, so concurrent queries do not see each other's settings.
+
+    Args:
+        spark: the session the DML runs in.
+        txn: ``(app_id, version)``; None runs the block unchanged.
+    """
+    if txn is None:
+        yield
+        return
+    app_id, version = txn
+    spark.conf.set(TXN_APP_ID_CONF, app_id)
+    spark.conf.set(TXN_VERSION_CONF, str(int(version)))
+    try:
+        yield
+    finally:
+        spark.conf.unset(TXN_APP_ID_CONF)
+        spark.conf.unset(TXN_VERSION_CONF)
+
+
 def merge_into(
     df: DataFrame,
     path: str,
@@ -142,6 +174,7 @@ def merge_into(
     update_condition: str | None = None,
     insert_only: bool = False,
     enable_cdf: bool = False,
+    txn: tuple[str, int] | None = None,
 ) -> MergeMetrics:
     """Upsert ``df`` into the Delta table at ``path`` by ``keys``; create it on first write.
 
@@ -157,6 +190,8 @@ def merge_into(
             ``"s.updated_at > t.updated_at"``.
         insert_only: never update matched rows (insert-if-absent).
         enable_cdf: turn on the change data feed when the table is created.
+        txn: ``(app_id, version)`` for :func:`dml_txn`: a replay of the same version is
+            skipped and reports nothing written.
 
     Returns:
         Rows inserted and updated, from the MERGE's own metrics.
@@ -171,7 +206,8 @@ def merge_into(
     merge = DeltaTable.forPath(spark, path).alias(TARGET).merge(df.alias(SOURCE), on)
     if not insert_only:
         merge = merge.whenMatchedUpdateAll(condition=update_condition)
-    result = merge.whenNotMatchedInsertAll().execute()
+    with dml_txn(spark, txn):
+        result = merge.whenNotMatchedInsertAll().execute()
     row = result.first() if result is not None else None
     if row is None:
         return MergeMetrics()

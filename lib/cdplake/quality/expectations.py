@@ -71,7 +71,10 @@ def _quiet(context) -> None:
 
 
 def build_expectations(
-    table: str, expectations: Sequence[ExpectationConfig], expected_rows: int | None = None
+    table: str,
+    expectations: Sequence[ExpectationConfig],
+    expected_rows: int | None = None,
+    max_rows: int | None = None,
 ) -> list:
     """The table's suite as GX expectation objects (no data context needed).
 
@@ -80,6 +83,8 @@ def build_expectations(
         expectations: the table's ``TableQuality.expectations``.
         expected_rows: when given, adds ``expect_table_row_count_to_equal`` with this value
             (e.g. bronze rows in minus quarantined and deduplicated).
+        max_rows: when given, adds ``expect_table_row_count_to_be_between`` with this
+            ``max_value`` (e.g. bronze rows minus quarantined rows: no more can reach silver).
 
     Raises:
         ConfigError: an unknown expectation type or arguments its class rejects, naming the
@@ -97,6 +102,14 @@ def build_expectations(
                 type="expect_table_row_count_to_equal",
                 kwargs={"value": int(expected_rows)},
                 description="rows expected from the upstream layer",
+            )
+        )
+    if max_rows is not None:
+        configs.append(
+            ExpectationConfig(
+                type="expect_table_row_count_to_be_between",
+                kwargs={"min_value": 0, "max_value": int(max_rows)},
+                description="no more rows than the upstream layer holds, quarantine excluded",
             )
         )
     for i, cfg in enumerate(configs):
@@ -193,6 +206,7 @@ def run_expectations(
     run_id: str,
     expected_rows: int | None = None,
     *,
+    max_rows: int | None = None,
     checked_at: dt.datetime | None = None,
 ) -> DataFrame:
     """Validate ``df`` with the table's expectation suite; one result row per expectation.
@@ -207,6 +221,7 @@ def run_expectations(
         suite_cfg: the table's ``TableQuality.expectations``.
         run_id: the pipeline run id, stamped on each row.
         expected_rows: adds ``expect_table_row_count_to_equal`` (rows expected from bronze).
+        max_rows: adds ``expect_table_row_count_to_be_between`` up to this many rows.
         checked_at: the check time (UTC); now by default. Injected by tests.
 
     Returns:
@@ -219,7 +234,7 @@ def run_expectations(
     """
     gx = _gx()
     stamp = checked_at or dt.datetime.now(dt.timezone.utc)
-    expectations = build_expectations(table, suite_cfg, expected_rows)
+    expectations = build_expectations(table, suite_cfg, expected_rows, max_rows)
     context = gx.get_context(mode="ephemeral")
     _quiet(context)
     result = _validate(context, df, table, expectations, run_id, stamp)
@@ -227,13 +242,20 @@ def run_expectations(
     return df.sparkSession.createDataFrame(rows, RESULTS_SCHEMA)
 
 
-def write_results(results: DataFrame, path: str) -> None:
+def write_results(results: DataFrame, path: str, *, txn: tuple[str, int] | None = None) -> None:
     """Append result rows to the Delta table at ``path`` (created on the first write).
 
     Args:
         results: from :func:`run_expectations`.
         path: e.g. ``env.paths.table("quality", "dq_results")``.
+        txn: ``(app_id, version)`` when written from a ``foreachBatch``: a replayed
+            micro-batch does not append its results twice.
     """
+    if txn is not None:
+        from cdplake.io.delta import append
+
+        append(results, path, app_id=txn[0], version=txn[1])
+        return
     results.write.format("delta").mode("append").save(path)
 
 
@@ -327,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_id = args.run_id or new_run_id()
     docs = build_data_docs(frames, {t: c.expectations for t, c in configs.items()}, args.out, run_id=run_id)
     for table, ok in docs.success.items():
-        print(f"{table:<13} {'passed' if ok else 'FAILED'}", flush=True)
+        print(f"{table:<21} {'passed' if ok else 'FAILED'}", flush=True)
     print(f"Data Docs: {docs.index}", flush=True)
 
 

@@ -102,6 +102,13 @@ class RuleCounts:
         """Ids of the rules at least one row failed."""
         return tuple(rid for rid, n in self.failing.items() if n > 0)
 
+    def __add__(self, other: RuleCounts) -> RuleCounts:
+        """The counts of two batches checked with the same rules, summed."""
+        if other.rules != self.rules:
+            raise ValueError("cannot add rule counts of different rule sets")
+        failing = {rid: n + other.failing[rid] for rid, n in self.failing.items()}
+        return RuleCounts(rows=self.rows + other.rows, failing=failing, rules=self.rules)
+
     def violations(self, action: str = "fail") -> dict[str, int]:
         """Failing counts of the rules with ``action`` that at least one row failed."""
         return {r.id: self.failing[r.id] for r in self.rules if r.action == action and self.failing[r.id] > 0}
@@ -232,6 +239,75 @@ def apply_rules(df: DataFrame, rules: Sequence[Rule]) -> RuleOutcome:
     )
 
 
+def flag_rules(df: DataFrame, rules: Sequence[Rule], *, only_where: Column | None = None) -> DataFrame:
+    """Add ``failed_rules`` to ``df``: the ids of the rules each row fails, in rule order.
+
+    The streaming build uses this instead of :func:`apply_rules` because it keeps one frame
+    (conform reasons and rule failures side by side) and splits it once.
+
+    Args:
+        df: rows to check.
+        rules: the table's rules.
+        only_where: evaluate the rules only on rows where this is true; elsewhere
+            ``failed_rules`` is null (e.g. rows the conform step already rejected, whose
+            nulled fields would trip every ``not_null`` rule).
+
+    Raises:
+        ValueError: ``df`` already has a ``failed_rules`` column.
+        RuleCompilationError: a rule names an unknown column or its SQL does not compile.
+    """
+    from pyspark.errors import AnalysisException
+
+    if FAILED_RULES in df.columns:
+        raise ValueError(f"the frame already has a {FAILED_RULES!r} column")
+    failed = failed_rules_column(rules)
+    if only_where is not None:
+        failed = F.when(only_where, failed)
+    try:
+        return df.withColumn(FAILED_RULES, failed)
+    except AnalysisException:
+        _compile_check(df, rules)
+        raise
+
+
+def rule_reasons(rules: Sequence[Rule], actions: Sequence[str] = BLOCKING_ACTIONS) -> Column:
+    """``rule:<id>`` for each failed rule whose action is in ``actions``, from ``failed_rules``.
+
+    These are the quarantine reasons rule failures add; never null (empty when
+    ``failed_rules`` is null or holds only other actions' ids).
+
+    Args:
+        rules: the rules behind ``failed_rules``.
+        actions: which rules' failures to name (``quarantine`` and ``fail`` by default).
+    """
+    ids = _ids(rules, actions)
+    if not ids:
+        return F.array().cast("array<string>")
+    named = F.transform(
+        F.filter(F.col(FAILED_RULES), lambda rid: rid.isin(*ids)), lambda rid: F.concat(F.lit("rule:"), rid)
+    )
+    return F.coalesce(named, F.array().cast("array<string>"))
+
+
+def rule_count_columns(rules: Sequence[Rule]) -> list[Column]:
+    """Aggregate columns counting rows checked (``_rules_rows``) and failing each rule (``_r<i>``).
+
+    Rows whose ``failed_rules`` is null (not evaluated) count nowhere. Combine with other
+    aggregates in one ``agg`` and read the row with :func:`counts_from_row`.
+    """
+    return [F.count(FAILED_RULES).alias("_rules_rows")] + [
+        F.count_if(F.coalesce(F.array_contains(FAILED_RULES, r.id), F.lit(False))).alias(f"_r{i}")
+        for i, r in enumerate(rules)
+    ]
+
+
+def counts_from_row(row, rules: Sequence[Rule]) -> RuleCounts:
+    """The :class:`RuleCounts` in an aggregate row holding :func:`rule_count_columns`."""
+    rules = tuple(rules)
+    failing = {r.id: int(row[f"_r{i}"] or 0) for i, r in enumerate(rules)}
+    return RuleCounts(rows=int(row["_rules_rows"] or 0), failing=failing, rules=rules)
+
+
 def rule_counts(outcome: RuleOutcome) -> RuleCounts:
     """Failing rows per rule (and rows checked) with one aggregate over ``outcome.checked``.
 
@@ -239,12 +315,7 @@ def rule_counts(outcome: RuleOutcome) -> RuleCounts:
         outcome: the result of :func:`apply_rules` (persist ``outcome.checked`` first when
             it is also written).
     """
-    aggs = [F.count(F.lit(1)).alias("_rows")] + [
-        F.count_if(F.array_contains(FAILED_RULES, r.id)).alias(f"_r{i}") for i, r in enumerate(outcome.rules)
-    ]
-    row = outcome.checked.agg(*aggs).first()
-    failing = {r.id: int(row[f"_r{i}"] or 0) for i, r in enumerate(outcome.rules)}
-    return RuleCounts(rows=int(row["_rows"]), failing=failing, rules=outcome.rules)
+    return counts_from_row(outcome.checked.agg(*rule_count_columns(outcome.rules)).first(), outcome.rules)
 
 
 def check_fail_rules(counts: RuleCounts, table: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Bronze → silver: Column functions, per-source conform transforms, dedupe, MERGE, quarantine."""
+"""Bronze → silver: Column functions, per-source conform transforms, dedupe, MERGE, quarantine, SCD2 history."""
 
 from cdplake.silver.build import (
     SILVER_TABLES,
@@ -19,10 +19,12 @@ from cdplake.silver.columns import (
 from cdplake.silver.crm import conform_crm
 from cdplake.silver.email import conform_email
 from cdplake.silver.events import conform_events
+from cdplake.silver.history import HistoryMetrics, merge_history
 from cdplake.silver.orders import conform_orders
 
 __all__ = [
     "SILVER_TABLES",
+    "HistoryMetrics",
     "SilverResult",
     "SilverTable",
     "build_silver",
@@ -33,6 +35,7 @@ __all__ = [
     "conform_orders",
     "dedupe",
     "is_valid_email",
+    "merge_history",
     "normalize_email",
     "normalize_name",
     "normalize_phone",

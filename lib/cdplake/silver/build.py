@@ -1,10 +1,18 @@
-"""Bronze → silver: a Delta stream per bronze table, conformed, deduplicated and merged.
+"""Bronze → silver: a Delta stream per bronze table, conformed, checked, deduplicated and merged.
 
-Per micro-batch and table: conform (split into good rows and quarantine), keep one row per
-key, MERGE into the silver table, reconcile the counts, then append the quarantined rows.
-Every write is idempotent on replay: the MERGE only inserts absent keys (or, for contacts,
-only applies a strictly newer ``updated_at``), and the quarantine append carries
-``txnAppId``/``txnVersion``. Silver rows keep the lineage of their bronze row.
+Per micro-batch and table: conform (split into good rows and quarantine), apply the table's
+row rules from ``conf/quality/<table>.yaml`` to the good rows (a ``quarantine`` rule adds
+the reason ``rule:<id>``, a ``warn`` rule is counted, a ``fail`` rule stops the batch before
+anything is written), keep one row per key, MERGE into the silver table (and, for contacts,
+into the SCD2 history), reconcile the counts, then append the quarantined rows. Every write
+is idempotent on replay: the MERGEs carry Delta transaction ids (``txnAppId`` = the table's
+writer, ``txnVersion`` = the batch id) and their conditions only insert absent keys (or,
+for contacts, only apply a strictly newer ``updated_at``); the quarantine append carries
+``txnAppId``/``txnVersion`` too. Silver rows keep the lineage of their bronze row.
+
+After an ``availableNow`` run that wrote a batch, each table's Great Expectations suite runs
+once over the whole table and its results go to ``quality/dq_results``
+(:mod:`cdplake.quality.dataset`).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
@@ -29,13 +38,24 @@ from cdplake.io.delta import (
     table_exists,
 )
 from cdplake.quality import BatchCounts, ReconciliationError, reconcile
+from cdplake.quality.rules import (
+    RuleCounts,
+    check_fail_rules,
+    counts_from_row,
+    flag_rules,
+    rule_count_columns,
+    rule_reasons,
+)
 from cdplake.silver import crm, email, events, orders
 from cdplake.silver._common import REASONS, split_checked
+from cdplake.silver.history import merge_history
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cdplake.config import EnvConfig
+    from cdplake.config.quality import TableQuality
+    from cdplake.quality.dataset import DatasetCheck
 
 Clock = Callable[[], dt.datetime]
 
@@ -52,6 +72,8 @@ class SilverTable:
         check: conform function ``(bronze_df, default_region) -> checked_df``.
         newest_by: when set, the row with the greatest value wins and updates the stored
             row only when strictly newer; when None the first row of a key is kept forever.
+        history: when set (needs ``newest_by``), every version is also kept in this SCD2
+            table (:mod:`cdplake.silver.history`).
     """
 
     source: str
@@ -60,6 +82,7 @@ class SilverTable:
     columns: tuple[str, ...]
     check: Callable[[DataFrame, str], DataFrame]
     newest_by: str | None = None
+    history: str | None = None
 
 
 def _check_email(df: DataFrame, default_region: str) -> DataFrame:
@@ -84,6 +107,7 @@ SILVER_TABLES: dict[str, SilverTable] = {
             crm.SILVER_COLUMNS,
             lambda df, r: crm.check_crm(df, default_region=r),
             crm.ORDER_BY,
+            history="crm_contacts_history",
         ),
         SilverTable(
             "orders",
@@ -100,7 +124,15 @@ SILVER_TABLES: dict[str, SilverTable] = {
 class SilverResult:
     """What one run did to one silver table (summed over its micro-batches).
 
-    ``rows_in == rows_out + rows_quarantined + rows_deduplicated`` holds for every batch.
+    ``rows_in == rows_out + rows_quarantined + rows_deduplicated`` holds for every batch
+    (``rows_quarantined`` includes rows a ``quarantine`` rule split off).
+
+    Attributes:
+        rule_failures: ``(rule id, action, rows failing)`` of each rule some row failed,
+            in rule order (warnings included; a ``fail`` rule here means the run failed).
+        history_inserted: versions added to the SCD2 history (contacts only).
+        history_restated: stored versions whose interval a late version changed.
+        checks: the dataset checks run after the stream (the table, then its history).
     """
 
     table: str
@@ -111,6 +143,10 @@ class SilverResult:
     rows_inserted: int = 0
     rows_updated: int = 0
     batches: int = 0
+    rule_failures: tuple[tuple[str, str, int], ...] = ()
+    history_inserted: int = 0
+    history_restated: int = 0
+    checks: tuple[DatasetCheck, ...] = ()
 
 
 def dedupe(df: DataFrame, key: str, newest_by: str | None = None) -> DataFrame:
@@ -131,6 +167,32 @@ def quarantine_app_id(spec: SilverTable) -> str:
     return f"cdplake.silver.{spec.name}.quarantine"
 
 
+def merge_app_id(table: str) -> str:
+    """The ``txnAppId`` of the MERGE writer of a silver table (or its history)."""
+    return f"cdplake.silver.{table}.merge"
+
+
+def table_quality(env: EnvConfig, table: str | None) -> TableQuality | None:
+    """The table's ``conf/quality/<table>.yaml``, or None when it has none."""
+    from cdplake.config.quality import QUALITY_DIR, load_quality_config
+
+    if table is None or not (Path(env.conf_dir) / QUALITY_DIR / f"{table}.yaml").is_file():
+        return None
+    return load_quality_config(table, env.conf_dir)
+
+
+def with_rule_reasons(checked: DataFrame, quality: TableQuality | None) -> DataFrame:
+    """Apply the row rules to the rows conform accepted; blocking failures become reasons.
+
+    Adds ``failed_rules`` (null on rows conform already rejected) and appends
+    ``rule:<id>`` to ``_reasons`` for each failed ``quarantine``/``fail`` rule.
+    """
+    if quality is None or not quality.rules:
+        return checked
+    flagged = flag_rules(checked, quality.rules, only_where=F.size(REASONS) == 0)
+    return flagged.withColumn(REASONS, F.concat(F.col(REASONS), rule_reasons(quality.rules)))
+
+
 def build_silver_table(
     spark: SparkSession,
     env: EnvConfig,
@@ -139,6 +201,7 @@ def build_silver_table(
     trigger: str = AVAILABLE_NOW,
     *,
     clock: Clock | None = None,
+    dataset_checks: bool = True,
 ) -> SilverResult:
     """Bring one silver table up to date with its bronze table.
 
@@ -150,12 +213,14 @@ def build_silver_table(
         trigger: ``"availableNow"`` or a processing-time interval (see
             :func:`cdplake.io.delta.run_stream`).
         clock: gives ``_quarantined_at`` per micro-batch; Spark's current timestamp by default.
+        dataset_checks: run the Great Expectations suite (see the module docstring).
 
     Returns:
-        Row counts of this run.
+        Row counts, rule failures and dataset checks of this run.
 
     Raises:
-        pyspark.errors.StreamingQueryException: a batch failed (e.g. it did not reconcile).
+        pyspark.errors.StreamingQueryException: a batch failed (it did not reconcile, or a
+            row failed a rule whose action is ``fail``).
     """
     spec = SILVER_TABLES[table]
     bronze_path = env.paths.table("bronze", spec.source)
@@ -163,7 +228,21 @@ def build_silver_table(
         return SilverResult(table)
     silver_path = env.paths.table("silver", spec.name)
     quarantine_path = env.paths.table("quarantine", spec.source)
+    history_path = env.paths.table("silver", spec.history) if spec.history else None
     region = env.pipeline.default_phone_region
+    quality = table_quality(env, spec.name)
+    rules = quality.rules if quality else ()
+    rule_totals: list[RuleCounts] = []
+    checked_tables = [(spec.name, silver_path, quality)]
+    if spec.history:
+        checked_tables.append((spec.history, history_path, table_quality(env, spec.history)))
+    # Rows before the run, for the row-count expectation after it (answered from Delta's log).
+    per_run_checks = dataset_checks and trigger == AVAILABLE_NOW
+    rows_before = {}
+    if per_run_checks:
+        from cdplake.quality.dataset import row_count
+
+        rows_before = {name: row_count(spark, path) for name, path, _ in checked_tables}
     totals = dict.fromkeys(
         (
             "rows_in",
@@ -173,6 +252,8 @@ def build_silver_table(
             "rows_inserted",
             "rows_updated",
             "batches",
+            "history_inserted",
+            "history_restated",
         ),
         0,
     )
@@ -184,15 +265,22 @@ def build_silver_table(
             rows_in = batch.count()
             if rows_in == 0:
                 return
-            checked = spec.check(batch, region).persist()
+            checked = with_rule_reasons(spec.check(batch, region), quality).persist()
             ok = F.size(REASONS) == 0
             stats = checked.agg(
                 F.count_if(ok).alias("good"),
                 F.count_if(~ok).alias("quarantined"),
                 F.count_distinct(F.when(ok, F.col(spec.key))).alias("keys"),
+                *(rule_count_columns(rules) if rules else []),
             ).first()
             good, quarantined, keys = int(stats["good"]), int(stats["quarantined"]), int(stats["keys"])
             batch_name = f"{run_id}:{batch_id}"
+            if rules:
+                rule_counts = counts_from_row(stats, rules)
+                # A fail rule stops the batch before any write; the checkpoint is not
+                # committed, so the batch is read again once the data or rule is fixed.
+                check_fail_rules(rule_counts, f"{spec.name} batch {batch_name}")
+                rule_totals.append(rule_counts)
             # Before writing anything: conform must account for every row it read.
             reconcile(BatchCounts(spec.name, batch_name, rows_in, keys, quarantined, good - keys))
             silver, quarantine = split_checked(checked, spec.columns, clock() if clock else None)
@@ -207,6 +295,7 @@ def build_silver_table(
                 [spec.key],
                 update_condition=update,
                 insert_only=spec.newest_by is None,
+                txn=(merge_app_id(spec.name), batch_id),
             )
             # After the MERGE: keys not written were already stored (or superseded by a newer
             # version). Writing more rows than keys would mean a key matched several rows.
@@ -219,6 +308,23 @@ def build_silver_table(
                     spec.name, batch_name, rows_in, merged.written, quarantined, good - merged.written
                 )
             )
+            if spec.history:
+                hist = merge_history(
+                    silver, history_path, spec.key, spec.newest_by, txn=(merge_app_id(spec.history), batch_id)
+                )
+                # Every version not stored before the MERGE must have been inserted by it.
+                if hist.inserted != hist.new_versions:
+                    raise ReconciliationError(
+                        f"{spec.history} batch {batch_name}: MERGE inserted {hist.inserted} "
+                        f"of {hist.new_versions} new versions"
+                    )
+                reconcile(
+                    BatchCounts(
+                        spec.history, batch_name, rows_in, hist.inserted, quarantined, good - hist.inserted
+                    )
+                )
+                totals["history_inserted"] += hist.inserted
+                totals["history_restated"] += hist.restated
             if counts.rows_quarantined:
                 append(quarantine, quarantine_path, app_id=quarantine_app_id(spec), version=batch_id)
             else:
@@ -229,6 +335,20 @@ def build_silver_table(
             totals["rows_inserted"] += merged.inserted
             totals["rows_updated"] += merged.updated
             totals["batches"] += 1
+            if dataset_checks and not per_run_checks:
+                # A processing-time stream has no end of run: check after each batch instead.
+                from cdplake.quality.dataset import check_silver_table
+
+                for name, _, q in checked_tables:
+                    if q is not None and q.expectations:
+                        check_silver_table(
+                            batch.sparkSession,
+                            env,
+                            name,
+                            q.expectations,
+                            run_id,
+                            txn=(dq_app_id(name), batch_id),
+                        )
         finally:
             if checked is not None:
                 checked.unpersist()
@@ -241,7 +361,46 @@ def build_silver_table(
         trigger=trigger,
         query_name=f"silver_{spec.name}",
     )
-    return SilverResult(table, **totals)
+    checks = []
+    if per_run_checks and totals["batches"]:
+        from cdplake.quality.dataset import check_silver_table, row_count
+
+        # Each bronze row ends in at most one silver row or one quarantine row.
+        max_rows = row_count(spark, bronze_path) - row_count(spark, quarantine_path)
+        inserted = {spec.name: totals["rows_inserted"], spec.history: totals["history_inserted"]}
+        for name, _, q in checked_tables:
+            if q is not None and q.expectations:
+                checks.append(
+                    check_silver_table(
+                        spark,
+                        env,
+                        name,
+                        q.expectations,
+                        run_id,
+                        expected_rows=rows_before[name] + inserted[name],
+                        max_rows=max_rows,
+                    )
+                )
+    return SilverResult(
+        table,
+        **totals,
+        rule_failures=_rule_failures(rule_totals),
+        checks=tuple(checks),
+    )
+
+
+def dq_app_id(table: str) -> str:
+    """The ``txnAppId`` of a table's per-batch writer of data-quality results."""
+    return f"cdplake.silver.{table}.dq_results"
+
+
+def _rule_failures(batches: list[RuleCounts]) -> tuple[tuple[str, str, int], ...]:
+    if not batches:
+        return ()
+    total = batches[0]
+    for counts in batches[1:]:
+        total = total + counts
+    return tuple((r.id, r.action, total.failing[r.id]) for r in total.rules if total.failing[r.id])
 
 
 def build_silver(
@@ -251,6 +410,7 @@ def build_silver(
     trigger: str = AVAILABLE_NOW,
     *,
     clock: Clock | None = None,
+    dataset_checks: bool = True,
 ) -> dict[str, SilverResult]:
     """Bring every silver table up to date with bronze, one after another.
 
@@ -260,10 +420,14 @@ def build_silver(
         run_id: named in reconciliation errors.
         trigger: ``"availableNow"`` or a processing-time interval.
         clock: gives ``_quarantined_at``; Spark's current timestamp by default.
+        dataset_checks: run each table's Great Expectations suite after its stream.
 
     Returns:
         The result per silver table, keyed by table name.
     """
     return {
-        name: build_silver_table(spark, env, name, run_id, trigger, clock=clock) for name in SILVER_TABLES
+        name: build_silver_table(
+            spark, env, name, run_id, trigger, clock=clock, dataset_checks=dataset_checks
+        )
+        for name in SILVER_TABLES
     }
