@@ -149,7 +149,8 @@ def link_records(
         id_column: the input's unique record id.
         input_fmt: ``csv``, ``parquet`` or ``delta``; guessed from the path when omitted.
         output_fmt: ``delta``, ``parquet`` or ``csv``.
-        model_path: a saved model JSON to apply instead of training one.
+        model_path: a saved model JSON to apply instead of training one; its file name
+            (without ``.json``) is the model version stamped on the pairs.
         run_id: stamped on every pair.
 
     Raises:
@@ -163,7 +164,7 @@ def link_records(
     n_records = records.count()
     if model_path:
         settings = json.loads(_read_text(spark, model_path))
-        model = LinkageModel(version=str(settings.get("linker_uid") or Path(model_path).stem), settings=settings)
+        model = LinkageModel(version=Path(model_path).stem, settings=settings)
     else:
         model = train_model(spark, records, cfg, new_model_version())
     scored = score(spark, records, model, cfg, run_id)

@@ -293,7 +293,10 @@ def train_model(
             rule.sql if rule.sql else block_on(*rule.on)
         )
     settings = linker.misc.save_model_to_json()
-    settings["linker_uid"] = version
+    # Splink names its cached tables after linker_uid; a saved uid would make two linkers in
+    # one session (say a full and an incremental scoring) share table names. The version
+    # lives in the file name instead, and every linker gets a fresh uid.
+    settings["linker_uid"] = None
     return LinkageModel(version=version, settings=settings)
 
 
@@ -391,6 +394,7 @@ def score(
     """
     db_api = splink_api(spark, cfg, checkpoint_dir)
     settings = dict(model.settings)
+    settings["linker_uid"] = None
     settings["blocking_rules_to_generate_predictions"] = [
         splink_blocking_rule(r) for r in cfg.blocking_rules
     ]
@@ -412,6 +416,63 @@ def score(
         F.lit(run_id).alias("run_id"),
     )
     return ScoredPairs(edges=edges, candidate_pairs=total, predictions=predictions, linker=linker)
+
+
+def score_incremental(
+    spark: SparkSession,
+    existing: DataFrame,
+    new: DataFrame,
+    model: LinkageModel,
+    cfg: LinkageConfig,
+    run_id: str,
+    *,
+    checkpoint_dir: str | None = None,
+) -> DataFrame:
+    """Score only the pairs a batch of new records adds: new vs existing, and within new.
+
+    Term frequencies come from existing and new together, as in a full run, so a pair gets
+    the weight a full re-run would give it.
+
+    Returns:
+        Edges in :data:`EDGE_COLUMNS`; pairs below ``min_match_probability_written`` left out.
+    """
+    db_api = splink_api(spark, cfg, checkpoint_dir)
+    settings = dict(model.settings)
+    settings["linker_uid"] = None
+    settings["blocking_rules_to_generate_predictions"] = [
+        splink_blocking_rule(r) for r in cfg.blocking_rules
+    ]
+    columns = tuple(c["output_column_name"] for c in settings["comparisons"])
+    wanted = (UNIQUE_ID, "source", "record_key", *columns)
+    linker = _linker(db_api, existing.unionByName(new), settings, columns)
+    # predict_between/within read term frequencies from the linker's cache; computing them
+    # over the linker's input (existing + new) puts them there.
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("tf_adjustment_column"):
+                linker.table_management.compute_tf_table(level["tf_adjustment_column"])
+    old_sdf = db_api.register(existing.select(*wanted))
+    new_sdf = db_api.register(new.select(*wanted))
+    threshold = cfg.min_match_probability_written or None
+    between = linker.inference.predict_between(
+        new_sdf, old_sdf, threshold_match_probability=threshold, warning_mode="never"
+    )
+    within = linker.inference.predict_within(new_sdf, threshold_match_probability=threshold, warning_mode="never")
+    out = None
+    for part in (between, within):
+        edges = part.as_spark_dataframe().select(
+            "source_l",
+            "record_key_l",
+            "source_r",
+            "record_key_r",
+            F.col("match_weight").cast("double"),
+            F.col("match_probability").cast("double"),
+            F.lit(model.version).alias("model_version"),
+            F.lit(run_id).alias("run_id"),
+        )
+        out = edges if out is None else out.unionByName(edges)
+    assert out is not None
+    return out
 
 
 def clusters(scored: ScoredPairs, threshold: float) -> DataFrame:
