@@ -111,11 +111,14 @@ def true_pair_count(truth: DataFrame) -> int:
 def pairwise_metrics(links: DataFrame, truth: DataFrame, actual: int) -> tuple[float, float, float]:
     """``links``: ``unique_id_l, unique_id_r`` predicted to be one person."""
     t = truth.select("unique_id", "person_id")
-    joined = (
-        links.join(t.withColumnRenamed("unique_id", "unique_id_l").withColumnRenamed("person_id", "p_l"), "unique_id_l")
-        .join(t.withColumnRenamed("unique_id", "unique_id_r").withColumnRenamed("person_id", "p_r"), "unique_id_r")
+    joined = links.join(
+        t.withColumnRenamed("unique_id", "unique_id_l").withColumnRenamed("person_id", "p_l"), "unique_id_l"
+    ).join(
+        t.withColumnRenamed("unique_id", "unique_id_r").withColumnRenamed("person_id", "p_r"), "unique_id_r"
     )
-    row = joined.agg(F.count("*").alias("n"), F.count(F.when(F.col("p_l") == F.col("p_r"), 1)).alias("tp")).first()
+    row = joined.agg(
+        F.count("*").alias("n"), F.count(F.when(F.col("p_l") == F.col("p_r"), 1)).alias("tp")
+    ).first()
     return prf(int(row["tp"]), int(row["n"]), actual)
 
 
@@ -138,7 +141,9 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
     assigned.count()
     done = time.monotonic()
     uid = lambda side: F.concat_ws(":", f"source_{side}", f"record_key_{side}").alias(f"unique_id_{side}")  # noqa: E731
-    links = edges.where(F.col("match_probability") >= cfg.threshold_match_probability).select(uid("l"), uid("r"))
+    links = edges.where(F.col("match_probability") >= cfg.threshold_match_probability).select(
+        uid("l"), uid("r")
+    )
     out = Outcome(
         "cdplake (conf/linkage.yaml)",
         trained - started,
@@ -146,7 +151,9 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
         scored.candidate_pairs,
         pairwise_metrics(links, truth, actual),
         cluster_metrics(
-            assigned.select(F.concat_ws(":", "source", "record_key").alias("unique_id"), "cluster_id"), truth, actual
+            assigned.select(F.concat_ws(":", "source", "record_key").alias("unique_id"), "cluster_id"),
+            truth,
+            actual,
         ),
     )
     return out, edges, model
@@ -173,7 +180,12 @@ def run_splink_documented(spark, records, truth, actual, checkpoint_dir) -> Outc
     )
     started = time.monotonic()
     db_api = SparkAPI(spark_session=spark)
-    linker = Linker(db_api.register(records.select("unique_id", "first_name", "last_name", "date_of_birth", "city", "email")), settings)
+    linker = Linker(
+        db_api.register(
+            records.select("unique_id", "first_name", "last_name", "date_of_birth", "city", "email")
+        ),
+        settings,
+    )
     linker.training.estimate_probability_two_random_records_match(
         [
             "l.first_name = r.first_name and levenshtein(r.date_of_birth, l.date_of_birth) <= 1",
@@ -193,7 +205,9 @@ def run_splink_documented(spark, records, truth, actual, checkpoint_dir) -> Outc
     links = predictions.as_spark_dataframe().select("unique_id_l", "unique_id_r").cache()
     links.count()
     assigned = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, DOC_THRESHOLD)
-    assigned_df = assigned.as_spark_dataframe().select("unique_id", F.col("cluster_id").cast("string")).cache()
+    assigned_df = (
+        assigned.as_spark_dataframe().select("unique_id", F.col("cluster_id").cast("string")).cache()
+    )
     assigned_df.count()
     done = time.monotonic()
     counted = linker.blocking_analysis.count_comparisons_from_blocking_rules(record_sample_proportion=1.0)
@@ -214,13 +228,17 @@ def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> s
     n_new = new.count()
     existing.count()
     started = time.monotonic()
-    inc = score_incremental(spark, existing, new, model, cfg, "bench_inc", checkpoint_dir=checkpoint_dir).cache()
+    inc = score_incremental(
+        spark, existing, new, model, cfg, "bench_inc", checkpoint_dir=checkpoint_dir
+    ).cache()
     n_inc = inc.count()
     took = time.monotonic() - started
     ids = new.select(F.col("source").alias("s"), F.col("record_key").alias("k"))
     touching = full_edges.join(
-        ids, ((F.col("source_l") == F.col("s")) & (F.col("record_key_l") == F.col("k")))
-        | ((F.col("source_r") == F.col("s")) & (F.col("record_key_r") == F.col("k"))), "left_semi"
+        ids,
+        ((F.col("source_l") == F.col("s")) & (F.col("record_key_l") == F.col("k")))
+        | ((F.col("source_r") == F.col("s")) & (F.col("record_key_r") == F.col("k"))),
+        "left_semi",
     )
     key = ["source_l", "record_key_l", "source_r", "record_key_r"]
     both = inc.alias("i").join(touching.alias("f"), key)
@@ -260,7 +278,9 @@ def main() -> None:
         outcomes = [ours]
         if not args.no_baseline:
             outcomes.append(run_splink_documented(spark, records, truth, actual, checkpoint_dir))
-        print("| engine | candidate pairs | pairwise P / R / F1 | cluster P / R / F1 | train s | score+cluster s |")
+        print(
+            "| engine | candidate pairs | pairwise P / R / F1 | cluster P / R / F1 | train s | score+cluster s |"
+        )
         print("|---|---:|---|---|---:|---:|")
         for o in outcomes:
             pw = " / ".join(f"{x:.3f}" for x in o.pairwise)

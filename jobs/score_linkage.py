@@ -9,15 +9,19 @@ from pathlib import Path
 
 from cdplake.cli import job_parser, load_from_args, new_run_id
 from cdplake.config import load_linkage_config
-from cdplake.identity.probabilistic import score_probabilistic_edges
+from cdplake.identity import score_probabilistic_edges
 from cdplake.io.session import build_session
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, score once (after the cost guard), print the counts."""
     parser = job_parser((__doc__ or "score linkage").splitlines()[0])
-    parser.add_argument("--model-version", default=None, help="saved model version (default: the latest trained)")
-    parser.add_argument("--settings", default=None, help="linkage settings YAML (default: <conf-dir>/linkage.yaml)")
+    parser.add_argument(
+        "--model-version", default=None, help="saved model version (default: the latest trained)"
+    )
+    parser.add_argument(
+        "--settings", default=None, help="linkage settings YAML (default: <conf-dir>/linkage.yaml)"
+    )
     args = parser.parse_args(argv)
     env = load_from_args(args)
     cfg = load_linkage_config(args.settings or Path(env.conf_dir) / "linkage.yaml")

@@ -26,6 +26,7 @@ from cdplake.identity.probabilistic import (
     person_records,
     save_model,
     score,
+    score_incremental,
     score_probabilistic_edges,
     train_model,
 )
@@ -123,7 +124,12 @@ def test_cost_guard_refuses_before_scoring_and_names_the_rules(spark):
     # Five Annas: first_name gives C(5,2) = 10 pairs; email adds the two pairs of other
     # names sharing an address (x1-x2, y1-y2): 12 in all, over a budget of 11.
     rows = [(f"n{i}", "Anna", f"anna{i}@x.com") for i in range(5)]
-    rows += [("x1", "Xu", "xu@x.com"), ("x2", "Xi", "xu@x.com"), ("y1", "Yan", "y@y.com"), ("y2", "Yo", "y@y.com")]
+    rows += [
+        ("x1", "Xu", "xu@x.com"),
+        ("x2", "Xi", "xu@x.com"),
+        ("y1", "Yan", "y@y.com"),
+        ("y2", "Yo", "y@y.com"),
+    ]
     tight = parse_linkage_config({**_raw_cfg(), "max_candidate_pairs": 11})
     with pytest.raises(CandidatePairBudgetExceeded) as err:
         score(spark, records(spark, rows), hand_model(), tight, "run_2")
@@ -159,12 +165,26 @@ def test_person_records_from_silver_shapes(spark):
         "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING",
     )
     events = spark.createDataFrame(
-        [("m1", "identify", "Anna", "Smith", "anna@x.com", None), ("m2", "track", "Anna", "Smith", "anna@x.com", None)],
+        [
+            ("m1", "identify", "Anna", "Smith", "anna@x.com", None),
+            ("m2", "track", "Anna", "Smith", "anna@x.com", None),
+        ],
         "message_id STRING, type STRING, first_name STRING, last_name STRING, email STRING, phone STRING",
     )
     out = person_records({"crm_contacts": crm, "orders": orders, "events": events})
     expected_rows = [
-        ("crm_contacts:c1", "crm_contacts", "c1", "Anna", "Smith", "anna@x.com", "+447700900111", "SW1A 1AA", "London", "1980-01-02"),
+        (
+            "crm_contacts:c1",
+            "crm_contacts",
+            "c1",
+            "Anna",
+            "Smith",
+            "anna@x.com",
+            "+447700900111",
+            "SW1A 1AA",
+            "London",
+            "1980-01-02",
+        ),
         ("orders:o1", "orders", "o1", "Anna", "Smith", "anna@x.com", None, None, None, None),
         ("orders:o2", "orders", "o2", "A", "Smith", None, "+447700900111", None, None, None),
         ("orders:o3", "orders", "o3", None, "Madonna", None, None, None, None, None),
@@ -174,8 +194,11 @@ def test_person_records_from_silver_shapes(spark):
 
 
 def test_train_save_and_load_a_versioned_model(spark, lake_env):
-    rows = [(f"p{i}{j}", name, f"{name.lower()}{i}@x.com" if j < 2 else None)
-            for i, name in enumerate(["Anna", "Ben", "Cara", "Dan", "Eve", "Finn"]) for j in range(3)]
+    rows = [
+        (f"p{i}{j}", name, f"{name.lower()}{i}@x.com" if j < 2 else None)
+        for i, name in enumerate(["Anna", "Ben", "Cara", "Dan", "Eve", "Finn"])
+        for j in range(3)
+    ]
     model = train_model(spark, records(spark, rows), CFG, "linkage_v7")
     path = save_model(spark, lake_env.paths, model)
     assert path == f"{lake_env.storage.root}/models/linkage/linkage_v7.json"
@@ -194,8 +217,11 @@ def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
     crm = spark.createDataFrame(
         [("a1", "Anna", "anna@x.com"), ("b1", "Ben", "ben@y.com"), ("c1", "Cara", "cara@z.com")],
         "contact_id STRING, first_name STRING, email STRING",
-    ).selectExpr("*", *[f"CAST(NULL AS STRING) AS {c}" for c in ("last_name", "phone", "postcode", "city")],
-                 "CAST(NULL AS DATE) AS date_of_birth")
+    ).selectExpr(
+        "*",
+        *[f"CAST(NULL AS STRING) AS {c}" for c in ("last_name", "phone", "postcode", "city")],
+        "CAST(NULL AS DATE) AS date_of_birth",
+    )
     orders = spark.createDataFrame(
         [("o2", "Anna Smith", "anna@x.com", None), ("o3", "Benjamin Jones", "ben@y.com", None)],
         "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING",
@@ -205,7 +231,11 @@ def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
     save_model(spark, lake_env.paths, hand_model("linkage_v1"))
     res = score_probabilistic_edges(spark, lake_env, CFG, "run_3")
     assert (res.model_version, res.records, res.candidate_pairs, res.edges_written, res.links) == (
-        "linkage_v1", 5, 2, 2, 1,
+        "linkage_v1",
+        5,
+        2,
+        2,
+        1,
     )
     both, email_only = expected(9 * 80), expected(80 / 9)  # Anna = Anna; Ben != Benjamin
     want = [
@@ -217,7 +247,7 @@ def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
 
 
 def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
-    from cdplake.identity.link_records import link_records
+    from cdplake.identity.record_linking import link_records
 
     src = tmp_path / "people.csv"
     with src.open("w", newline="") as f:
@@ -227,7 +257,13 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
     model_file = tmp_path / "linkage_csv.json"  # the file name is the version
     model_file.write_text(json.dumps(hand_model("linkage_csv").settings))
     res = link_records(
-        spark, str(src), CFG, str(tmp_path / "out"), id_column="id", model_path=str(model_file), run_id="run_4"
+        spark,
+        str(src),
+        CFG,
+        str(tmp_path / "out"),
+        id_column="id",
+        model_path=str(model_file),
+        run_id="run_4",
     )
     assert (res.records, res.candidate_pairs, res.pairs_written, res.links, res.clusters) == (6, 4, 4, 1, 5)
     pairs = spark.read.format("delta").load(str(tmp_path / "out/pairs"))
@@ -239,3 +275,13 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
     by_key = {r["record_key"]: r["cluster_id"] for r in clusters.collect()}
     assert sorted(by_key) == ["a1", "a2", "a3", "b1", "b2", "c1"]
     assert by_key["a1"] == by_key["a2"] and len(set(by_key.values())) == 5
+
+
+def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark):
+    everyone = records(spark, PEOPLE)
+    new, existing = everyone.where("record_key = 'a2'"), everyone.where("record_key != 'a2'")
+    inc = score_incremental(spark, existing, new, hand_model(), CFG, "run_5")
+    # a2 pairs with a1 (name and email equal) and a3 (name only), keyed and weighted as in
+    # the full run; pairs among existing records are not rescored.
+    want = [row for row in edge_rows("run_5") if "a2" in (row[1], row[3])]
+    assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)

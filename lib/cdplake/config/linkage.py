@@ -194,8 +194,13 @@ def _level(raw: Any, where: str) -> ComparisonLevel:
     kind = lv.get("kind")
     if kind not in LEVEL_KINDS:
         raise ConfigError(f"{where}: kind must be one of {LEVEL_KINDS}, got {kind!r}")
-    needs = {"jaro_winkler": "threshold", "levenshtein": "threshold", "damerau_levenshtein": "threshold",
-             "prefix": "length", "regex": "pattern"}.get(kind)
+    needs = {
+        "jaro_winkler": "threshold",
+        "levenshtein": "threshold",
+        "damerau_levenshtein": "threshold",
+        "prefix": "length",
+        "regex": "pattern",
+    }.get(kind)
     if needs and needs not in lv:
         raise ConfigError(f"{where}: a {kind} level needs `{needs}`")
     threshold = None
@@ -240,8 +245,15 @@ def _training(raw: Any, where: str) -> TrainingSettings:
     tr = _mapping(raw, where)
     _check_keys(
         tr,
-        {"deterministic_rules", "deterministic_recall", "u_max_pairs", "u_seed", "em_rules",
-         "em_convergence", "em_max_iterations"},
+        {
+            "deterministic_rules",
+            "deterministic_recall",
+            "u_max_pairs",
+            "u_seed",
+            "em_rules",
+            "em_convergence",
+            "em_max_iterations",
+        },
         where,
     )
     det = tr.get("deterministic_rules")
@@ -249,7 +261,9 @@ def _training(raw: Any, where: str) -> TrainingSettings:
         raise ConfigError(f"{where}.deterministic_rules must be a non-empty list of SQL rules")
     return TrainingSettings(
         deterministic_rules=tuple(det),
-        deterministic_recall=_number(tr.get("deterministic_recall", 0.7), f"{where}.deterministic_recall", 0.01, 1.0),
+        deterministic_recall=_number(
+            tr.get("deterministic_recall", 0.7), f"{where}.deterministic_recall", 0.01, 1.0
+        ),
         u_max_pairs=_positive_int(tr.get("u_max_pairs", 1_000_000), f"{where}.u_max_pairs"),
         u_seed=int(tr.get("u_seed", 42)),
         em_rules=_rules(tr.get("em_rules"), f"{where}.em_rules"),
@@ -267,8 +281,16 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
     """
     _check_keys(
         raw,
-        {"blocking_rules", "comparisons", "training", "threshold_match_probability",
-         "min_match_probability_written", "max_candidate_pairs", "count_sample_proportion", "spark"},
+        {
+            "blocking_rules",
+            "comparisons",
+            "training",
+            "threshold_match_probability",
+            "min_match_probability_written",
+            "max_candidate_pairs",
+            "count_sample_proportion",
+            "spark",
+        },
         where,
     )
     comparisons = raw.get("comparisons")
@@ -284,9 +306,14 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
             raw.get("threshold_match_probability", 0.9), f"{where}: threshold_match_probability", 0.0, 1.0
         ),
         min_match_probability_written=_number(
-            raw.get("min_match_probability_written", 0.01), f"{where}: min_match_probability_written", 0.0, 1.0
+            raw.get("min_match_probability_written", 0.01),
+            f"{where}: min_match_probability_written",
+            0.0,
+            1.0,
         ),
-        max_candidate_pairs=_positive_int(raw.get("max_candidate_pairs", 20_000_000), f"{where}: max_candidate_pairs"),
+        max_candidate_pairs=_positive_int(
+            raw.get("max_candidate_pairs", 20_000_000), f"{where}: max_candidate_pairs"
+        ),
         count_sample_proportion=_number(
             raw.get("count_sample_proportion", 1.0), f"{where}: count_sample_proportion", 1e-6, 1.0
         ),

@@ -46,8 +46,8 @@ def _level(column: str, level: ComparisonLevel) -> Any:
 
 def splink_comparison(cmp: FieldComparison) -> Any:
     """One Splink comparison: null level, the configured levels, then everything else."""
-    import splink.comparison_library as cl
     import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
 
     null = cll.NullLevel(cmp.column, valid_string_pattern=cmp.valid_pattern)
     levels = [null, *(_level(cmp.column, lv) for lv in cmp.levels), cll.ElseLevel()]

@@ -216,7 +216,9 @@ def _linker(db_api: Any, records: DataFrame, settings: Any, columns: tuple[str, 
     wanted = (UNIQUE_ID, "source", "record_key", *columns)
     missing = [c for c in wanted if c not in records.columns]
     if missing:
-        raise ValueError(f"records lack column(s) {missing} that the linkage settings compare; have {records.columns}")
+        raise ValueError(
+            f"records lack column(s) {missing} that the linkage settings compare; have {records.columns}"
+        )
     sdf = db_api.register(records.select(*wanted))
     return Linker(sdf, settings, log_level=logging.WARNING)
 
@@ -228,7 +230,9 @@ def count_candidate_pairs(linker: Any, cfg: LinkageConfig) -> list[PairCount]:
         record_sample_proportion=cfg.count_sample_proportion,
     )
     return [
-        PairCount(rule.describe(), int(row["marginal_comparison_count"]), int(row["cumulative_comparison_count"]))
+        PairCount(
+            rule.describe(), int(row["marginal_comparison_count"]), int(row["cumulative_comparison_count"])
+        )
         for rule, row in zip(cfg.blocking_rules, rows, strict=True)
     ]
 
@@ -395,9 +399,7 @@ def score(
     db_api = splink_api(spark, cfg, checkpoint_dir)
     settings = dict(model.settings)
     settings["linker_uid"] = None
-    settings["blocking_rules_to_generate_predictions"] = [
-        splink_blocking_rule(r) for r in cfg.blocking_rules
-    ]
+    settings["blocking_rules_to_generate_predictions"] = [splink_blocking_rule(r) for r in cfg.blocking_rules]
     # The model's comparisons decide which columns are read, whatever the config says now.
     columns = tuple(c["output_column_name"] for c in settings["comparisons"])
     linker = _linker(db_api, records, settings, columns)
@@ -439,9 +441,7 @@ def score_incremental(
     db_api = splink_api(spark, cfg, checkpoint_dir)
     settings = dict(model.settings)
     settings["linker_uid"] = None
-    settings["blocking_rules_to_generate_predictions"] = [
-        splink_blocking_rule(r) for r in cfg.blocking_rules
-    ]
+    settings["blocking_rules_to_generate_predictions"] = [splink_blocking_rule(r) for r in cfg.blocking_rules]
     columns = tuple(c["output_column_name"] for c in settings["comparisons"])
     wanted = (UNIQUE_ID, "source", "record_key", *columns)
     linker = _linker(db_api, existing.unionByName(new), settings, columns)
@@ -457,14 +457,20 @@ def score_incremental(
     between = linker.inference.predict_between(
         new_sdf, old_sdf, threshold_match_probability=threshold, warning_mode="never"
     )
-    within = linker.inference.predict_within(new_sdf, threshold_match_probability=threshold, warning_mode="never")
+    within = linker.inference.predict_within(
+        new_sdf, threshold_match_probability=threshold, warning_mode="never"
+    )
     out = None
     for part in (between, within):
-        edges = part.as_spark_dataframe().select(
-            "source_l",
-            "record_key_l",
-            "source_r",
-            "record_key_r",
+        df = part.as_spark_dataframe()
+        # A full run puts the smaller unique id on the left; between new and existing the new
+        # record is always left, so swap where needed to key pairs the same way.
+        swap = F.concat_ws(":", "source_l", "record_key_l") > F.concat_ws(":", "source_r", "record_key_r")
+        edges = df.select(
+            F.when(swap, F.col("source_r")).otherwise(F.col("source_l")).alias("source_l"),
+            F.when(swap, F.col("record_key_r")).otherwise(F.col("record_key_l")).alias("record_key_l"),
+            F.when(swap, F.col("source_l")).otherwise(F.col("source_r")).alias("source_r"),
+            F.when(swap, F.col("record_key_l")).otherwise(F.col("record_key_r")).alias("record_key_r"),
             F.col("match_weight").cast("double"),
             F.col("match_probability").cast("double"),
             F.lit(model.version).alias("model_version"),
@@ -502,7 +508,9 @@ def silver_person_records(spark: SparkSession, env: EnvConfig) -> DataFrame:
         if _store.exists(spark, env.paths.table("silver", t))
     }
     if not silver:
-        raise FileNotFoundError(f"no silver person tables ({', '.join(PERSON_TABLES)}); run the silver step first")
+        raise FileNotFoundError(
+            f"no silver person tables ({', '.join(PERSON_TABLES)}); run the silver step first"
+        )
     return person_records(silver)
 
 
@@ -555,4 +563,6 @@ def score_probabilistic_edges(
         F.count(F.when(F.col("match_probability") >= cfg.threshold_match_probability, 1)).alias("links"),
     ).first()
     records.unpersist()
-    return ScoreResult(model.version, n_records, scored.candidate_pairs, int(counts["n"]), int(counts["links"]))
+    return ScoreResult(
+        model.version, n_records, scored.candidate_pairs, int(counts["n"]), int(counts["links"])
+    )

@@ -172,12 +172,16 @@ def link_records(
     clustered = clusters(scored, cfg.threshold_match_probability).select("record_key", "cluster_id")
     _write(clustered, f"{output}/clusters", output_fmt)
     _write_text(spark, f"{output}/model.json", json.dumps(dict(model.settings), indent=2, sort_keys=True))
-    pairs = spark.read.format("csv" if output_fmt == "csv" else output_fmt).option("header", True).load(
-        f"{output}/pairs"
+    pairs = (
+        spark.read.format("csv" if output_fmt == "csv" else output_fmt)
+        .option("header", True)
+        .load(f"{output}/pairs")
     )
     links = pairs.where(F.col("match_probability").cast("double") >= cfg.threshold_match_probability).count()
-    written = spark.read.format("csv" if output_fmt == "csv" else output_fmt).option("header", True).load(
-        f"{output}/clusters"
+    written = (
+        spark.read.format("csv" if output_fmt == "csv" else output_fmt)
+        .option("header", True)
+        .load(f"{output}/clusters")
     )
     n_clusters = written.select("cluster_id").distinct().count()
     records.unpersist()
