@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cdplake.config import BlockingRule, ComparisonLevel, ConfigError, load_linkage_config, parse_linkage_config
+from cdplake.config import (
+    BlockingRule,
+    ComparisonLevel,
+    ConfigError,
+    load_linkage_config,
+    parse_linkage_config,
+)
 from cdplake.identity.probabilistic import CandidatePairBudgetExceeded, PairCount, check_budget
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -14,7 +20,10 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 MINIMAL = {
     "blocking_rules": [{"equal": ["last_name", "substr(first_name, 1, 1)"]}, {"sql": "l.email = r.email"}],
     "comparisons": [
-        {"column": "first_name", "levels": [{"kind": "exact", "tf": True}, {"kind": "jaro_winkler", "threshold": 0.9}]},
+        {
+            "column": "first_name",
+            "levels": [{"kind": "exact", "tf": True}, {"kind": "jaro_winkler", "threshold": 0.9}],
+        },
         {"column": "last_name", "levels": [{"kind": "exact"}]},
         {"column": "email", "levels": [{"kind": "exact"}, {"kind": "regex", "pattern": "^[^@]+"}]},
         {
@@ -73,9 +82,22 @@ def _with(**changes):
         (_with(blocking_rules=[{"equal": ["nickname"]}]), "no comparison reads"),
         (_with(comparisons=[{"column": "email", "levels": [{"kind": "soundex"}]}]), "kind must be one of"),
         (_with(comparisons=[{"column": "email", "levels": [{"kind": "jaro_winkler"}]}]), "needs `threshold`"),
-        (_with(comparisons=[{"column": "email", "levels": [{"kind": "jaro_winkler", "threshold": 2}]}]), r"\[0.0, 1.0\]"),
-        (_with(comparisons=[{"column": "email", "levels": [{"kind": "levenshtein", "threshold": 1, "tf": True}]}]), "exact levels only"),
-        (_with(comparisons=[{"column": "email", "levels": [{"kind": "regex", "pattern": "(["}]}]), "not a valid regex"),
+        (
+            _with(comparisons=[{"column": "email", "levels": [{"kind": "jaro_winkler", "threshold": 2}]}]),
+            r"\[0.0, 1.0\]",
+        ),
+        (
+            _with(
+                comparisons=[
+                    {"column": "email", "levels": [{"kind": "levenshtein", "threshold": 1, "tf": True}]}
+                ]
+            ),
+            "exact levels only",
+        ),
+        (
+            _with(comparisons=[{"column": "email", "levels": [{"kind": "regex", "pattern": "(["}]}]),
+            "not a valid regex",
+        ),
         (_with(comparisons=[{"column": "e mail", "levels": [{"kind": "exact"}]}]), "plain column name"),
         (_with(max_candidate_pairs=0), "positive integer"),
     ],
@@ -95,7 +117,10 @@ def test_settings_compile_to_splink_sql():
         "(l.`last_name` = r.`last_name`) AND (SUBSTRING(l.first_name, 1, 1) = SUBSTRING(r.first_name, 1, 1))",
         "l.email = r.email",
     ]
-    levels = {c["output_column_name"]: [lv["sql_condition"] for lv in c["comparison_levels"]] for c in d["comparisons"]}
+    levels = {
+        c["output_column_name"]: [lv["sql_condition"] for lv in c["comparison_levels"]]
+        for c in d["comparisons"]
+    }
     assert levels["first_name"] == [
         "`first_name_l` IS NULL OR `first_name_r` IS NULL",
         "`first_name_l` = `first_name_r`",
