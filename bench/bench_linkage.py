@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -249,7 +250,15 @@ def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> s
     )
 
 
+def row(o: Outcome) -> str:
+    pw = " / ".join(f"{x:.3f}" for x in o.pairwise)
+    cl_ = " / ".join(f"{x:.3f}" for x in o.cluster)
+    return f"| {o.name} | {o.candidate_pairs:,} | {pw} | {cl_} | {o.train_s:.0f} | {o.score_s:.0f} |"
+
+
 def main() -> None:
+    # progress lines should appear as they happen when the output goes to a file
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[150])
     parser.add_argument("--days", type=int, default=30)
@@ -274,18 +283,14 @@ def main() -> None:
             f"({actual:,} true pairs; {missing} records without ground truth; lake built in {time.monotonic() - t0:.0f}s)\n"
         )
         checkpoint_dir = env.paths.checkpoint("splink")
-        ours, edges, model = run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir)
-        outcomes = [ours]
-        if not args.no_baseline:
-            outcomes.append(run_splink_documented(spark, records, truth, actual, checkpoint_dir))
         print(
             "| engine | candidate pairs | pairwise P / R / F1 | cluster P / R / F1 | train s | score+cluster s |"
         )
         print("|---|---:|---|---|---:|---:|")
-        for o in outcomes:
-            pw = " / ".join(f"{x:.3f}" for x in o.pairwise)
-            cl_ = " / ".join(f"{x:.3f}" for x in o.cluster)
-            print(f"| {o.name} | {o.candidate_pairs:,} | {pw} | {cl_} | {o.train_s:.0f} | {o.score_s:.0f} |")
+        ours, edges, model = run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir)
+        print(row(ours))
+        if not args.no_baseline:
+            print(row(run_splink_documented(spark, records, truth, actual, checkpoint_dir)))
         if args.incremental:
             print("\n" + run_incremental(spark, records, model, cfg, edges, checkpoint_dir))
         if not args.keep:
