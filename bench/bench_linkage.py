@@ -245,6 +245,11 @@ def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> s
     key = ["source_l", "record_key_l", "source_r", "record_key_r"]
     both = inc.alias("i").join(touching.alias("f"), key)
     same = both.where(F.abs(F.col("i.match_weight") - F.col("f.match_weight")) < 1e-6).count()
+    differing = both.where(F.abs(F.col("i.match_weight") - F.col("f.match_weight")) >= 1e-6).select(
+        *key, F.col("i.match_weight").alias("incremental"), F.col("f.match_weight").alias("full")
+    )
+    for r in differing.limit(5).collect():
+        print(f"  weight differs: {r.asDict()}")
     return (
         f"incremental: {n_new:,} new records (1%) scored in {took:.1f}s -> {n_inc:,} pairs; the full run has "
         f"{touching.count():,} pairs touching them, {same:,} with the same weight"
