@@ -35,6 +35,9 @@ setup(
             "cdplake-build-silver=cdplake_jobs.build_silver:main",
             "cdplake-resolve-identity=cdplake_jobs.resolve_identity:main",
             "cdplake-build-gold=cdplake_jobs.build_gold:main",
+            "cdplake-train-linkage-model=cdplake_jobs.train_linkage_model:main",
+            "cdplake-score-linkage=cdplake_jobs.score_linkage:main",
+            "cdplake-link-records=cdplake_jobs.link_records:main",
         ]
     },
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cdplake.config import ConfigError, apply_env_overrides, load_env
-from cdplake.io.session import DELTA_SQL_CONF, spark_conf
+from cdplake.io.session import DELTA_SQL_CONF, package_jars, spark_conf
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -49,14 +49,22 @@ def test_s3_spark_conf_carries_endpoint_and_credentials(tmp_path: Path, monkeypa
     assert conf["spark.hadoop.fs.s3a.access.key"] == "ak"
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:8333"
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    assert conf["spark.jars"] == f"{tmp_path}/core/core.jar,{tmp_path}/s3/s3.jar"
+    # the folder sets in order, then jars shipped in Python packages (Splink's UDFs)
+    expected = [f"{tmp_path}/core/core.jar", f"{tmp_path}/s3/s3.jar", *package_jars()]
+    assert conf["spark.jars"] == ",".join(expected)
     assert DELTA_SQL_CONF.items() <= conf.items()
 
 
 def test_packages_mode_lists_maven_coordinates():
     conf = spark_conf(load_env("local", conf_dir=CONF, environ={"CDPLAKE__SPARK__JARS": "packages"}))
     assert conf["spark.jars.packages"] == "io.delta:delta-spark_4.2_2.13:4.4.0"
-    assert "spark.jars" not in conf
+    # only the jars that ship inside Python packages are local files in this mode
+    assert conf.get("spark.jars", "") == ",".join(package_jars())
+
+
+def test_splink_similarity_jar_is_added_when_splink_is_installed():
+    pytest.importorskip("splink")
+    assert [Path(j).name for j in package_jars()] == ["scala-udf-similarity-0.2.1_spark4.x.jar"]
 
 
 def test_missing_jars_say_which_make_target(tmp_path: Path):

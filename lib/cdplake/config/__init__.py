@@ -1,6 +1,15 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
 from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
+from cdplake.config.linkage import (
+    BlockingRule,
+    ComparisonLevel,
+    FieldComparison,
+    LinkageConfig,
+    TrainingSettings,
+    load_linkage_config,
+    parse_linkage_config,
+)
 from cdplake.config.model import (
     ConfigError,
     DemoConfig,
@@ -32,6 +41,13 @@ __all__ = [
     "IdentityConfig",
     "NeverLinkRules",
     "load_identity_config",
+    "BlockingRule",
+    "ComparisonLevel",
+    "FieldComparison",
+    "LinkageConfig",
+    "TrainingSettings",
+    "load_linkage_config",
+    "parse_linkage_config",
     "Purpose",
     "SegmentDefinition",
     "SegmentsConfig",

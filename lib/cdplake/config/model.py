@@ -147,6 +147,10 @@ class LakePaths:
     def ground_truth(self) -> str:
         return self._join("ground_truth")
 
+    def models(self, kind: str) -> str:
+        """Saved models of one kind, e.g. ``models/linkage/<version>.json``."""
+        return self._join("models", kind)
+
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:

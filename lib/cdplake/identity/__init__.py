@@ -1,4 +1,5 @@
-"""Identity resolution: silver identifiers -> identity graph -> connected components -> customer ids."""
+"""Identity resolution: silver identifiers -> identity graph -> connected components -> customer ids,
+and probabilistic matching (Splink) of person records that share no identifier."""
 
 from cdplake.identity.customer_ids import CustomerIdAssigner, assign_minted_ids, mint_customer_id
 from cdplake.identity.extract import (
@@ -9,9 +10,36 @@ from cdplake.identity.extract import (
     split_never_link,
 )
 from cdplake.identity.graph import IdentityGraphError, connected_components, node_key, record_edges
+from cdplake.identity.probabilistic import (
+    CandidatePairBudgetExceeded,
+    LinkageModel,
+    ScoreResult,
+    load_model,
+    person_records,
+    save_model,
+    score,
+    score_incremental,
+    score_probabilistic_edges,
+    train_linkage_model,
+    train_model,
+)
+from cdplake.identity.record_linking import LinkResult, link_records
 from cdplake.identity.resolve import IdentityFrames, IdentityResult, resolve, resolve_identities
 
 __all__ = [
+    "CandidatePairBudgetExceeded",
+    "LinkResult",
+    "LinkageModel",
+    "ScoreResult",
+    "link_records",
+    "load_model",
+    "person_records",
+    "save_model",
+    "score",
+    "score_incremental",
+    "score_probabilistic_edges",
+    "train_linkage_model",
+    "train_model",
     "SOURCES",
     "CustomerIdAssigner",
     "IdentityFrames",

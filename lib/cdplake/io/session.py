@@ -33,8 +33,24 @@ def jar_sets(cfg: EnvConfig) -> tuple[str, ...]:
     return ("core", "s3") if cfg.storage.kind == "s3" else ("core",)
 
 
+def package_jars() -> list[str]:
+    """Jars that ship inside installed Python packages: Splink's similarity UDFs.
+
+    Splink's Spark backend registers ``jaro_winkler``, ``damerau_levenshtein`` and friends
+    from a jar in its wheel; it must be on the driver's classpath before the JVM starts, so
+    the builder adds it whenever splink is importable (clusters: pass the same path with
+    ``--jars``, see README).
+    """
+    try:
+        import splink
+    except ImportError:
+        return []
+    jar = Path(splink.__file__).parent / "internals/files/spark_jars/scala-udf-similarity-0.2.1_spark4.x.jar"
+    return [str(jar)] if jar.is_file() else []
+
+
 def local_jars(jars_dir: str | Path, sets: tuple[str, ...]) -> list[str]:
-    """Absolute paths of the jars in ``jars_dir/<set>`` for each set.
+    """Absolute paths of the jars in ``jars_dir/<set>`` for each set, then :func:`package_jars`.
 
     Raises:
         ConfigError: a set was never fetched (the message says which make target fetches it).
@@ -47,7 +63,7 @@ def local_jars(jars_dir: str | Path, sets: tuple[str, ...]) -> list[str]:
             target = "jars-s3" if name == "s3" else "jars"
             raise ConfigError(f"no {name} jars in {folder}: run `make {target}` first")
         found.extend(jars)
-    return found
+    return found + package_jars()
 
 
 def spark_conf(cfg: EnvConfig) -> dict[str, str]:
@@ -64,6 +80,8 @@ def spark_conf(cfg: EnvConfig) -> dict[str, str]:
     elif cfg.spark.jars == "packages":
         coords = DELTA_PACKAGES + (S3_PACKAGES if "s3" in sets else ())
         conf["spark.jars.packages"] = ",".join(coords)
+        if package_jars():
+            conf["spark.jars"] = ",".join(package_jars())
     if cfg.storage.kind == "s3" and cfg.s3 is not None:
         access, secret = cfg.s3.credentials()
         conf.update(

@@ -1,0 +1,568 @@
+"""Probabilistic (Fellegi-Sunter) matching of person records that share no identifier.
+
+Splink is the scoring engine. This module gives it one view of person records built from
+silver (CRM contacts, orders, identify traits), trains a model without labels (prior from
+deterministic rules, u from random pairs, m by EM), saves it with a version under the lake,
+refuses to score when the blocking rules would produce more candidate pairs than the budget,
+and writes every scored pair as ``identity/probabilistic_edges``:
+
+    source_l, record_key_l, source_r, record_key_r, match_weight, match_probability,
+    model_version, run_id
+
+Training and scoring are separate entry points: scheduled jobs only score with a saved model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from cdplake.config.linkage import LinkageConfig
+from cdplake.identity.linkage_settings import UNIQUE_ID, splink_blocking_rule, splink_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from cdplake.config import EnvConfig, LakePaths
+
+PERSON_COLUMNS = ("first_name", "last_name", "email", "phone", "postcode", "city", "date_of_birth")
+RECORD_COLUMNS = (UNIQUE_ID, "source", "record_key", *PERSON_COLUMNS)
+EDGE_COLUMNS = (
+    "source_l",
+    "record_key_l",
+    "source_r",
+    "record_key_r",
+    "match_weight",
+    "match_probability",
+    "model_version",
+    "run_id",
+)
+EDGES_TABLE = "probabilistic_edges"
+MODEL_KIND = "linkage"
+LATEST = "LATEST"
+
+log = logging.getLogger(__name__)
+
+
+class CandidatePairBudgetExceeded(RuntimeError):
+    """The blocking rules would produce more candidate pairs than ``max_candidate_pairs``."""
+
+
+@dataclass(frozen=True)
+class LinkageModel:
+    """A trained Splink model and the version it is saved under.
+
+    Attributes:
+        version: e.g. ``linkage_20261124T140000Z``; stamped on every edge scored with it.
+        settings: Splink's model JSON (settings plus trained m/u and prior).
+    """
+
+    version: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PairCount:
+    """Candidate pairs one blocking rule adds (``marginal``) and the running total."""
+
+    rule: str
+    marginal: int
+    cumulative: int
+
+
+# --- the person-record view -------------------------------------------------------------
+
+
+def _blank_null(col: Column) -> Column:
+    trimmed = F.trim(col.cast("string"))
+    return F.when(trimmed != "", trimmed)
+
+
+def split_full_name(name: Column) -> tuple[Column, Column]:
+    """``(first, last)`` from a full name as staff type it: ``First Last`` or ``Last, First``.
+
+    Everything after the first word is the last name (``Anne Marie Smith`` -> ``Anne``,
+    ``Marie Smith``); a single word is taken as the last name, since tills record surnames.
+    """
+    clean = _blank_null(name)
+    has_comma = clean.contains(",")
+    before = F.trim(F.substring_index(clean, ",", 1))
+    after = F.trim(F.regexp_extract(clean, r",\s*(.*)$", 1))
+    words = F.split(clean, r"\s+", 2)
+    first = F.when(has_comma, _blank_null(after)).when(F.size(words) > 1, words[0])
+    last = F.when(has_comma, _blank_null(before)).when(F.size(words) > 1, words[1]).otherwise(clean)
+    return first, last
+
+
+def _record(source: str, key: str, **cols: Column) -> list[Column]:
+    out = [
+        F.concat_ws(":", F.lit(source), F.col(key).cast("string")).alias(UNIQUE_ID),
+        F.lit(source).alias("source"),
+        F.col(key).cast("string").alias("record_key"),
+    ]
+    for name in PERSON_COLUMNS:
+        value = cols.get(name)
+        out.append((_blank_null(value) if value is not None else F.lit(None).cast("string")).alias(name))
+    return out
+
+
+def person_records(silver: Mapping[str, DataFrame]) -> DataFrame:
+    """One row per silver record that describes a person, in the columns linkage compares.
+
+    Args:
+        silver: any of ``crm_contacts``, ``orders``, ``events`` (only ``identify`` calls,
+            whose traits describe the person; other events carry no personal fields).
+
+    Returns:
+        ``unique_id`` (``<source>:<record_key>``), ``source``, ``record_key`` and
+        :data:`PERSON_COLUMNS` as strings (``date_of_birth`` as ``yyyy-MM-dd``). Blank
+        values are null, so they fall into each comparison's null level.
+
+    Raises:
+        ValueError: none of the three tables is given.
+    """
+    parts: list[DataFrame] = []
+    if "crm_contacts" in silver:
+        c = F.col
+        parts.append(
+            silver["crm_contacts"].select(
+                *_record(
+                    "crm_contacts",
+                    "contact_id",
+                    first_name=c("first_name"),
+                    last_name=c("last_name"),
+                    email=c("email"),
+                    phone=c("phone"),
+                    postcode=c("postcode"),
+                    city=F.initcap(c("city")),
+                    date_of_birth=F.date_format(c("date_of_birth"), "yyyy-MM-dd"),
+                )
+            )
+        )
+    if "orders" in silver:
+        first, last = split_full_name(F.col("customer_name"))
+        parts.append(
+            silver["orders"].select(
+                *_record(
+                    "orders",
+                    "order_id",
+                    first_name=first,
+                    last_name=last,
+                    email=F.col("customer_email"),
+                    phone=F.col("customer_phone"),
+                )
+            )
+        )
+    if "events" in silver:
+        identify = silver["events"].where(F.col("type") == "identify")
+        parts.append(
+            identify.select(
+                *_record(
+                    "events",
+                    "message_id",
+                    first_name=F.col("first_name"),
+                    last_name=F.col("last_name"),
+                    email=F.col("email"),
+                    phone=F.col("phone"),
+                )
+            )
+        )
+    if not parts:
+        raise ValueError("no person tables given; expected some of crm_contacts, orders, events")
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    # A record with no personal field at all cannot be compared; it stays out of the view
+    # (it is still in silver and in the deterministic graph).
+    return out.where(F.coalesce(*[F.col(c) for c in PERSON_COLUMNS]).isNotNull())
+
+
+# --- Splink plumbing --------------------------------------------------------------------
+
+
+def splink_api(spark: SparkSession, cfg: LinkageConfig, checkpoint_dir: str | None = None) -> Any:
+    """Splink's Spark backend on the injected session, with the UDFs from its jar registered.
+
+    Args:
+        spark: the session (its ``spark.jars`` must hold Splink's similarity jar; the
+            session builder adds it).
+        cfg: supplies the repartition settings.
+        checkpoint_dir: where Splink writes intermediate tables as parquet (large runs);
+            ``None`` keeps them in memory (``persist``), right for small inputs.
+    """
+    from splink import SparkAPI
+
+    if checkpoint_dir is not None and spark.sparkContext.getCheckpointDir() is None:
+        spark.sparkContext.setCheckpointDir(checkpoint_dir)
+    return SparkAPI(
+        spark_session=spark,
+        break_lineage_method="parquet" if checkpoint_dir else "persist",
+        repartition_after_blocking=cfg.repartition_after_blocking,
+        num_partitions_on_repartition=cfg.num_partitions_on_repartition,
+        register_udfs_automatically=True,
+    )
+
+
+def _linker(db_api: Any, records: DataFrame, settings: Any, columns: tuple[str, ...]) -> Any:
+    from splink import Linker
+
+    wanted = (UNIQUE_ID, "source", "record_key", *columns)
+    missing = [c for c in wanted if c not in records.columns]
+    if missing:
+        raise ValueError(
+            f"records lack column(s) {missing} that the linkage settings compare; have {records.columns}"
+        )
+    sdf = db_api.register(records.select(*wanted))
+    return Linker(sdf, settings, log_level=logging.WARNING)
+
+
+def count_candidate_pairs(linker: Any, cfg: LinkageConfig) -> list[PairCount]:
+    """Candidate pairs each blocking rule adds, counted by Splink before any pair is built."""
+    rows = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+        [splink_blocking_rule(r) for r in cfg.blocking_rules],
+        record_sample_proportion=cfg.count_sample_proportion,
+    )
+    return [
+        PairCount(
+            rule.describe(), int(row["marginal_comparison_count"]), int(row["cumulative_comparison_count"])
+        )
+        for rule, row in zip(cfg.blocking_rules, rows, strict=True)
+    ]
+
+
+def check_budget(counts: list[PairCount], budget: int) -> int:
+    """The total candidate pairs, or an error naming each rule's share when over ``budget``.
+
+    Raises:
+        CandidatePairBudgetExceeded: the total is above ``budget``.
+    """
+    total = counts[-1].cumulative if counts else 0
+    if total > budget:
+        lines = "\n".join(f"  {c.marginal:>14,}  {c.rule}" for c in counts)
+        raise CandidatePairBudgetExceeded(
+            f"refusing to score: the blocking rules give {total:,} candidate pairs, above the "
+            f"budget max_candidate_pairs={budget:,}. Pairs added by each rule:\n{lines}\n"
+            "Tighten the rule with the most pairs (add a column to it) or raise the budget."
+        )
+    return total
+
+
+# --- train, save, load ------------------------------------------------------------------
+
+
+def new_model_version(now: dt.datetime | None = None) -> str:
+    """A sortable model version such as ``linkage_20261124T140000Z``."""
+    return "linkage_" + (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def train_model(
+    spark: SparkSession,
+    records: DataFrame,
+    cfg: LinkageConfig,
+    version: str,
+    *,
+    checkpoint_dir: str | None = None,
+) -> LinkageModel:
+    """Estimate the model's parameters from unlabelled person records.
+
+    The prior comes from the deterministic rules and their assumed recall, u probabilities
+    from random pairs, m probabilities from one EM session per ``training.em_rules`` entry.
+
+    Args:
+        spark: the session.
+        records: :func:`person_records`, or any frame with ``unique_id``, ``source``,
+            ``record_key`` and the configured columns.
+        cfg: the linkage configuration.
+        version: the version to save the model under.
+        checkpoint_dir: see :func:`splink_api`.
+    """
+    from splink import block_on
+
+    db_api = splink_api(spark, cfg, checkpoint_dir)
+    linker = _linker(db_api, records, splink_settings(cfg), cfg.columns)
+    tr = cfg.training
+    linker.training.estimate_probability_two_random_records_match(
+        list(tr.deterministic_rules), recall=tr.deterministic_recall
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=tr.u_max_pairs, seed=tr.u_seed)
+    for rule in tr.em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule.sql if rule.sql else block_on(*rule.on)
+        )
+    settings = linker.misc.save_model_to_json()
+    # Splink names its cached tables after linker_uid; a saved uid would make two linkers in
+    # one session (say a full and an incremental scoring) share table names. The version
+    # lives in the file name instead, and every linker gets a fresh uid.
+    settings["linker_uid"] = None
+    return LinkageModel(version=version, settings=settings)
+
+
+def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    # Through Hadoop's FileSystem so the same code writes to a local lake and to s3a://.
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def _write_text(spark: SparkSession, path: str, text: str) -> None:
+    fs, hpath = _hadoop_fs(spark, path)
+    out = fs.create(hpath, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def _read_text(spark: SparkSession, path: str) -> str:
+    fs, hpath = _hadoop_fs(spark, path)
+    if not fs.exists(hpath):
+        raise FileNotFoundError(path)
+    stream = fs.open(hpath)
+    try:
+        jvm = spark.sparkContext._jvm
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def save_model(spark: SparkSession, paths: LakePaths, model: LinkageModel) -> str:
+    """Write ``models/linkage/<version>.json`` and point ``LATEST`` at it; returns the path."""
+    folder = paths.models(MODEL_KIND)
+    path = f"{folder}/{model.version}.json"
+    _write_text(spark, path, json.dumps(dict(model.settings), indent=2, sort_keys=True))
+    _write_text(spark, f"{folder}/{LATEST}", model.version + "\n")
+    return path
+
+
+def load_model(spark: SparkSession, paths: LakePaths, version: str | None = None) -> LinkageModel:
+    """Read a saved model; the one ``LATEST`` names when ``version`` is ``None``.
+
+    Raises:
+        FileNotFoundError: no model was trained yet, or no such version (the message says
+            which command trains one).
+    """
+    folder = paths.models(MODEL_KIND)
+    try:
+        version = version or _read_text(spark, f"{folder}/{LATEST}").strip()
+        text = _read_text(spark, f"{folder}/{version}.json")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"no linkage model at {exc}: train one with `cdplake-train-linkage-model`"
+        ) from None
+    return LinkageModel(version=version, settings=json.loads(text))
+
+
+# --- score ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """What :func:`score` returns.
+
+    Attributes:
+        edges: one row per scored pair in :data:`EDGE_COLUMNS`.
+        candidate_pairs: the cost guard's count.
+        predictions: Splink's prediction table (for clustering), as a SplinkDataFrame.
+        linker: the Splink linker that scored them.
+    """
+
+    edges: DataFrame
+    candidate_pairs: int
+    predictions: Any
+    linker: Any
+
+
+def score(
+    spark: SparkSession,
+    records: DataFrame,
+    model: LinkageModel,
+    cfg: LinkageConfig,
+    run_id: str,
+    *,
+    checkpoint_dir: str | None = None,
+) -> ScoredPairs:
+    """Score every candidate pair of ``records`` with a saved model, after the cost guard.
+
+    Blocking and thresholds come from ``cfg`` (so the budget and rules can be tightened
+    without retraining); comparisons and parameters come from the model.
+
+    Raises:
+        CandidatePairBudgetExceeded: before any pair is built, when the rules give too many.
+    """
+    db_api = splink_api(spark, cfg, checkpoint_dir)
+    settings = dict(model.settings)
+    settings["linker_uid"] = None
+    settings["blocking_rules_to_generate_predictions"] = [splink_blocking_rule(r) for r in cfg.blocking_rules]
+    # The model's comparisons decide which columns are read, whatever the config says now.
+    columns = tuple(c["output_column_name"] for c in settings["comparisons"])
+    linker = _linker(db_api, records, settings, columns)
+    total = check_budget(count_candidate_pairs(linker, cfg), cfg.max_candidate_pairs)
+    predictions = linker.inference.predict(
+        threshold_match_probability=cfg.min_match_probability_written or None, warning_mode="never"
+    )
+    edges = predictions.as_spark_dataframe().select(
+        "source_l",
+        "record_key_l",
+        "source_r",
+        "record_key_r",
+        F.col("match_weight").cast("double"),
+        F.col("match_probability").cast("double"),
+        F.lit(model.version).alias("model_version"),
+        F.lit(run_id).alias("run_id"),
+    )
+    return ScoredPairs(edges=edges, candidate_pairs=total, predictions=predictions, linker=linker)
+
+
+def score_incremental(
+    spark: SparkSession,
+    existing: DataFrame,
+    new: DataFrame,
+    model: LinkageModel,
+    cfg: LinkageConfig,
+    run_id: str,
+    *,
+    checkpoint_dir: str | None = None,
+) -> DataFrame:
+    """Score only the pairs a batch of new records adds: new vs existing, and within new.
+
+    Term frequencies come from existing and new together, as in a full run, so a pair gets
+    the weight a full re-run would give it.
+
+    Returns:
+        Edges in :data:`EDGE_COLUMNS`; pairs below ``min_match_probability_written`` left out.
+    """
+    db_api = splink_api(spark, cfg, checkpoint_dir)
+    settings = dict(model.settings)
+    settings["linker_uid"] = None
+    settings["blocking_rules_to_generate_predictions"] = [splink_blocking_rule(r) for r in cfg.blocking_rules]
+    columns = tuple(c["output_column_name"] for c in settings["comparisons"])
+    wanted = (UNIQUE_ID, "source", "record_key", *columns)
+    linker = _linker(db_api, existing.unionByName(new), settings, columns)
+    # predict_between/within read term frequencies from the linker's cache; computing them
+    # over the linker's input (existing + new) puts them there.
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("tf_adjustment_column"):
+                linker.table_management.compute_tf_table(level["tf_adjustment_column"])
+    old_sdf = db_api.register(existing.select(*wanted))
+    new_sdf = db_api.register(new.select(*wanted))
+    threshold = cfg.min_match_probability_written or None
+    between = linker.inference.predict_between(
+        new_sdf, old_sdf, threshold_match_probability=threshold, warning_mode="never"
+    )
+    within = linker.inference.predict_within(
+        new_sdf, threshold_match_probability=threshold, warning_mode="never"
+    )
+    out = None
+    for part in (between, within):
+        df = part.as_spark_dataframe()
+        # A full run puts the smaller unique id on the left; between new and existing the new
+        # record is always left, so swap where needed to key pairs the same way.
+        swap = F.concat_ws(":", "source_l", "record_key_l") > F.concat_ws(":", "source_r", "record_key_r")
+        edges = df.select(
+            F.when(swap, F.col("source_r")).otherwise(F.col("source_l")).alias("source_l"),
+            F.when(swap, F.col("record_key_r")).otherwise(F.col("record_key_l")).alias("record_key_l"),
+            F.when(swap, F.col("source_l")).otherwise(F.col("source_r")).alias("source_r"),
+            F.when(swap, F.col("record_key_l")).otherwise(F.col("record_key_r")).alias("record_key_r"),
+            F.col("match_weight").cast("double"),
+            F.col("match_probability").cast("double"),
+            F.lit(model.version).alias("model_version"),
+            F.lit(run_id).alias("run_id"),
+        )
+        out = edges if out is None else out.unionByName(edges)
+    assert out is not None
+    return out
+
+
+def clusters(scored: ScoredPairs, threshold: float) -> DataFrame:
+    """Connected components of the pairs at or above ``threshold``: every record, one cluster.
+
+    Returns:
+        ``source, record_key, cluster_id`` (a singleton record is its own cluster).
+    """
+    out = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
+        scored.predictions, threshold_match_probability=threshold
+    )
+    return out.as_spark_dataframe().select("source", "record_key", F.col("cluster_id").cast("string"))
+
+
+# --- the lake jobs ----------------------------------------------------------------------
+
+PERSON_TABLES = ("crm_contacts", "orders", "events")
+
+
+def silver_person_records(spark: SparkSession, env: EnvConfig) -> DataFrame:
+    """:func:`person_records` over the lake's silver tables (those that exist)."""
+    from cdplake.identity import _store
+
+    silver = {
+        t: _store.read(spark, env.paths.table("silver", t))
+        for t in PERSON_TABLES
+        if _store.exists(spark, env.paths.table("silver", t))
+    }
+    if not silver:
+        raise FileNotFoundError(
+            f"no silver person tables ({', '.join(PERSON_TABLES)}); run the silver step first"
+        )
+    return person_records(silver)
+
+
+def train_linkage_model(
+    spark: SparkSession, env: EnvConfig, cfg: LinkageConfig, version: str | None = None
+) -> tuple[LinkageModel, str]:
+    """Train on the lake's silver person records and save; returns the model and its path."""
+    records = silver_person_records(spark, env).cache()
+    model = train_model(
+        spark, records, cfg, version or new_model_version(), checkpoint_dir=env.paths.checkpoint("splink")
+    )
+    records.unpersist()
+    return model, save_model(spark, env.paths, model)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Counts of one scoring run."""
+
+    model_version: str
+    records: int
+    candidate_pairs: int
+    edges_written: int
+    links: int
+
+
+def score_probabilistic_edges(
+    spark: SparkSession,
+    env: EnvConfig,
+    cfg: LinkageConfig,
+    run_id: str,
+    model_version: str | None = None,
+) -> ScoreResult:
+    """Score the lake's silver person records and overwrite ``identity/probabilistic_edges``.
+
+    Args:
+        model_version: a saved version; the latest trained model by default.
+    """
+    from cdplake.identity import _store
+
+    model = load_model(spark, env.paths, model_version)
+    records = silver_person_records(spark, env).cache()
+    n_records = records.count()
+    scored = score(spark, records, model, cfg, run_id, checkpoint_dir=env.paths.checkpoint("splink"))
+    path = env.paths.table("identity", EDGES_TABLE)
+    _store.overwrite(scored.edges, path)
+    written = _store.read(spark, path)
+    counts = written.agg(
+        F.count("*").alias("n"),
+        F.count(F.when(F.col("match_probability") >= cfg.threshold_match_probability, 1)).alias("links"),
+    ).first()
+    records.unpersist()
+    return ScoreResult(
+        model.version, n_records, scored.candidate_pairs, int(counts["n"]), int(counts["links"])
+    )

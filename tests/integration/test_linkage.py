@@ -1,0 +1,287 @@
+"""Probabilistic matching on real Spark + Splink with tiny inline data.
+
+Scoring tests use a model whose m/u probabilities are set by hand, so every expected match
+weight follows from the arithmetic in the comments; one test trains a model by EM.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from cdplake.config import parse_linkage_config
+from cdplake.identity.linkage_settings import settings_dict
+from cdplake.identity.probabilistic import (
+    EDGE_COLUMNS,
+    RECORD_COLUMNS,
+    CandidatePairBudgetExceeded,
+    LinkageModel,
+    load_model,
+    person_records,
+    save_model,
+    score,
+    score_incremental,
+    score_probabilistic_edges,
+    train_model,
+)
+
+pytest.importorskip("splink")
+pytestmark = pytest.mark.integration
+
+# first_name and email, exact or not; blocking on either being equal.
+CFG = parse_linkage_config(
+    {
+        "blocking_rules": [{"equal": ["first_name"]}, {"equal": ["email"]}],
+        "comparisons": [
+            {"column": "first_name", "levels": [{"kind": "exact"}]},
+            {"column": "email", "levels": [{"kind": "exact"}]},
+        ],
+        "training": {
+            "deterministic_rules": ["l.email = r.email"],
+            "deterministic_recall": 0.8,
+            "u_max_pairs": 1000,
+            "em_rules": [{"equal": ["first_name"]}],
+            "em_max_iterations": 3,
+        },
+        "threshold_match_probability": 0.9,
+        "min_match_probability_written": 0.01,
+        "max_candidate_pairs": 100,
+        "spark": {"num_partitions_on_repartition": 1},
+    }
+)
+
+# m, u per level (exact, else): first_name 0.9/0.1 and 0.1/0.9 -> Bayes factors 9 and 1/9;
+# email 0.8/0.01 and 0.2/0.99 -> 80 and 0.2020...; null levels are neutral (factor 1).
+PRIOR = 0.02  # prior odds 0.02 / 0.98 = 1/49
+MU = {"first_name": [(0.9, 0.1), (0.1, 0.9)], "email": [(0.8, 0.01), (0.2, 0.99)]}
+
+
+def hand_model(version: str = "linkage_test") -> LinkageModel:
+    settings = settings_dict(CFG)
+    settings["probability_two_random_records_match"] = PRIOR
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for level, (m, u) in zip(levels, MU[comparison["output_column_name"]], strict=True):
+            level["m_probability"], level["u_probability"] = m, u
+    return LinkageModel(version=version, settings=settings)
+
+
+def expected(bayes_factor: float) -> tuple[float, float]:
+    """(match_weight, match_probability) for a pair with this product of Bayes factors."""
+    odds = bayes_factor * PRIOR / (1 - PRIOR)
+    return math.log2(odds), odds / (1 + odds)
+
+
+RECORD_DDL = ", ".join(f"{c} STRING" for c in RECORD_COLUMNS)
+
+
+def records(spark, rows):
+    """Rows of (key, first_name, email) in source `people`."""
+    return spark.createDataFrame(
+        [(f"people:{k}", "people", k, f, None, e, None, None, None, None) for k, f, e in rows], RECORD_DDL
+    )
+
+
+PEOPLE = [
+    ("a1", "Anna", "anna@x.com"),
+    ("a2", "Anna", "anna@x.com"),
+    ("a3", "Anna", None),
+    ("b1", "Ben", "ben@y.com"),
+    ("b2", "Benjamin", "ben@y.com"),
+    ("c1", "Cara", "cara@z.com"),
+]
+
+
+def edge_rows(run_id: str, version: str = "linkage_test", source: str = "people"):
+    both = expected(9 * 80)  # a1-a2: name and email equal: 720 / 49 = 14.69 -> p 0.936
+    name_only = expected(9)  # a1-a3, a2-a3: name equal, email null: 9 / 49 -> p 0.155
+    email_only = expected(80 / 9)  # b1-b2: email equal, name differs: 8.89 / 49 -> p 0.154
+    rows = [("a1", "a2", both), ("a1", "a3", name_only), ("a2", "a3", name_only), ("b1", "b2", email_only)]
+    return [(source, left, source, right, w, p, version, run_id) for left, right, (w, p) in rows]
+
+
+EDGE_DDL = (
+    "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING, match_weight DOUBLE, "
+    "match_probability DOUBLE, model_version STRING, run_id STRING"
+)
+
+
+def test_scoring_with_a_saved_model_gives_the_hand_derived_pairs(spark):
+    scored = score(spark, records(spark, PEOPLE), hand_model(), CFG, "run_1")
+    # c1 shares nothing, so it is in no candidate pair; 3 Anna pairs + 1 Ben pair.
+    assert scored.candidate_pairs == 4
+    assert tuple(scored.edges.columns) == EDGE_COLUMNS
+    assertDataFrameEqual(scored.edges, spark.createDataFrame(edge_rows("run_1"), EDGE_DDL), rtol=1e-6)
+
+
+def test_cost_guard_refuses_before_scoring_and_names_the_rules(spark):
+    # Five Annas: first_name gives C(5,2) = 10 pairs; email adds the two pairs of other
+    # names sharing an address (x1-x2, y1-y2): 12 in all, over a budget of 11.
+    rows = [(f"n{i}", "Anna", f"anna{i}@x.com") for i in range(5)]
+    rows += [
+        ("x1", "Xu", "xu@x.com"),
+        ("x2", "Xi", "xu@x.com"),
+        ("y1", "Yan", "y@y.com"),
+        ("y2", "Yo", "y@y.com"),
+    ]
+    tight = parse_linkage_config({**_raw_cfg(), "max_candidate_pairs": 11})
+    with pytest.raises(CandidatePairBudgetExceeded) as err:
+        score(spark, records(spark, rows), hand_model(), tight, "run_2")
+    text = str(err.value)
+    assert "12 candidate pairs" in text and "max_candidate_pairs=11" in text
+    assert "10  l.first_name = r.first_name" in text and "2  l.email = r.email" in text
+
+
+def _raw_cfg() -> dict:
+    return {
+        "blocking_rules": [{"equal": ["first_name"]}, {"equal": ["email"]}],
+        "comparisons": [
+            {"column": "first_name", "levels": [{"kind": "exact"}]},
+            {"column": "email", "levels": [{"kind": "exact"}]},
+        ],
+        "training": {"deterministic_rules": ["l.email = r.email"], "em_rules": [{"equal": ["first_name"]}]},
+    }
+
+
+def test_person_records_from_silver_shapes(spark):
+    crm = spark.createDataFrame(
+        [("c1", "Anna", "Smith", "anna@x.com", "+447700900111", "SW1A 1AA", "london", dt.date(1980, 1, 2))],
+        "contact_id STRING, first_name STRING, last_name STRING, email STRING, phone STRING, postcode STRING, "
+        "city STRING, date_of_birth DATE",
+    )
+    orders = spark.createDataFrame(
+        [
+            ("o1", "Smith, Anna", "anna@x.com", None),
+            ("o2", "A Smith", None, "+447700900111"),
+            ("o3", "Madonna", "", None),
+            ("o4", None, None, None),  # nothing to compare: left out of the view
+        ],
+        "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING",
+    )
+    events = spark.createDataFrame(
+        [
+            ("m1", "identify", "Anna", "Smith", "anna@x.com", None),
+            ("m2", "track", "Anna", "Smith", "anna@x.com", None),
+        ],
+        "message_id STRING, type STRING, first_name STRING, last_name STRING, email STRING, phone STRING",
+    )
+    out = person_records({"crm_contacts": crm, "orders": orders, "events": events})
+    expected_rows = [
+        (
+            "crm_contacts:c1",
+            "crm_contacts",
+            "c1",
+            "Anna",
+            "Smith",
+            "anna@x.com",
+            "+447700900111",
+            "SW1A 1AA",
+            "London",
+            "1980-01-02",
+        ),
+        ("orders:o1", "orders", "o1", "Anna", "Smith", "anna@x.com", None, None, None, None),
+        ("orders:o2", "orders", "o2", "A", "Smith", None, "+447700900111", None, None, None),
+        ("orders:o3", "orders", "o3", None, "Madonna", None, None, None, None, None),
+        ("events:m1", "events", "m1", "Anna", "Smith", "anna@x.com", None, None, None, None),
+    ]
+    assertDataFrameEqual(out, spark.createDataFrame(expected_rows, RECORD_DDL))
+
+
+def test_train_save_and_load_a_versioned_model(spark, lake_env):
+    rows = [
+        (f"p{i}{j}", name, f"{name.lower()}{i}@x.com" if j < 2 else None)
+        for i, name in enumerate(["Anna", "Ben", "Cara", "Dan", "Eve", "Finn"])
+        for j in range(3)
+    ]
+    model = train_model(spark, records(spark, rows), CFG, "linkage_v7")
+    path = save_model(spark, lake_env.paths, model)
+    assert path == f"{lake_env.storage.root}/models/linkage/linkage_v7.json"
+    assert (Path(lake_env.storage.root) / "models/linkage/LATEST").read_text() == "linkage_v7\n"
+    loaded = load_model(spark, lake_env.paths)
+    assert loaded.version == "linkage_v7"
+    assert loaded.settings == json.loads(json.dumps(model.settings))
+    email_exact = loaded.settings["comparisons"][1]["comparison_levels"][1]
+    # estimated, not left at Splink's defaults: u from random pairs, m by EM on first_name
+    assert 0 < email_exact["u_probability"] < 0.5 and 0.5 < email_exact["m_probability"] <= 1
+    with pytest.raises(FileNotFoundError, match="cdplake-train-linkage-model"):
+        load_model(spark, lake_env.paths, "linkage_v8")
+
+
+def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
+    crm = spark.createDataFrame(
+        [("a1", "Anna", "anna@x.com"), ("b1", "Ben", "ben@y.com"), ("c1", "Cara", "cara@z.com")],
+        "contact_id STRING, first_name STRING, email STRING",
+    ).selectExpr(
+        "*",
+        *[f"CAST(NULL AS STRING) AS {c}" for c in ("last_name", "phone", "postcode", "city")],
+        "CAST(NULL AS DATE) AS date_of_birth",
+    )
+    orders = spark.createDataFrame(
+        [("o2", "Anna Smith", "anna@x.com", None), ("o3", "Benjamin Jones", "ben@y.com", None)],
+        "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING",
+    )
+    for name, df in (("crm_contacts", crm), ("orders", orders)):
+        df.write.format("delta").save(lake_env.paths.table("silver", name))
+    save_model(spark, lake_env.paths, hand_model("linkage_v1"))
+    res = score_probabilistic_edges(spark, lake_env, CFG, "run_3")
+    assert (res.model_version, res.records, res.candidate_pairs, res.edges_written, res.links) == (
+        "linkage_v1",
+        5,
+        2,
+        2,
+        1,
+    )
+    both, email_only = expected(9 * 80), expected(80 / 9)  # Anna = Anna; Ben != Benjamin
+    want = [
+        ("crm_contacts", "a1", "orders", "o2", *both, "linkage_v1", "run_3"),
+        ("crm_contacts", "b1", "orders", "o3", *email_only, "linkage_v1", "run_3"),
+    ]
+    got = spark.read.format("delta").load(lake_env.paths.table("identity", "probabilistic_edges"))
+    assertDataFrameEqual(got, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+
+
+def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
+    from cdplake.identity.record_linking import link_records
+
+    src = tmp_path / "people.csv"
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "first_name", "email", "notes"])
+        w.writerows([[k, n, e or "", "x"] for k, n, e in PEOPLE])
+    model_file = tmp_path / "linkage_csv.json"  # the file name is the version
+    model_file.write_text(json.dumps(hand_model("linkage_csv").settings))
+    res = link_records(
+        spark,
+        str(src),
+        CFG,
+        str(tmp_path / "out"),
+        id_column="id",
+        model_path=str(model_file),
+        run_id="run_4",
+    )
+    assert (res.records, res.candidate_pairs, res.pairs_written, res.links, res.clusters) == (6, 4, 4, 1, 5)
+    pairs = spark.read.format("delta").load(str(tmp_path / "out/pairs"))
+    assertDataFrameEqual(
+        pairs, spark.createDataFrame(edge_rows("run_4", "linkage_csv", source="people"), EDGE_DDL), rtol=1e-6
+    )
+    # only a1-a2 is at or above 0.9: one cluster of two, four singletons
+    clusters = spark.read.format("delta").load(str(tmp_path / "out/clusters"))
+    by_key = {r["record_key"]: r["cluster_id"] for r in clusters.collect()}
+    assert sorted(by_key) == ["a1", "a2", "a3", "b1", "b2", "c1"]
+    assert by_key["a1"] == by_key["a2"] and len(set(by_key.values())) == 5
+
+
+def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark):
+    everyone = records(spark, PEOPLE)
+    new, existing = everyone.where("record_key = 'a2'"), everyone.where("record_key != 'a2'")
+    inc = score_incremental(spark, existing, new, hand_model(), CFG, "run_5")
+    # a2 pairs with a1 (name and email equal) and a3 (name only), keyed and weighted as in
+    # the full run; pairs among existing records are not rescored.
+    want = [row for row in edge_rows("run_5") if "a2" in (row[1], row[3])]
+    assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)

@@ -1,0 +1,150 @@
+"""conf/linkage.yaml -> frozen config -> Splink settings, and the cost guard's verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdplake.config import (
+    BlockingRule,
+    ComparisonLevel,
+    ConfigError,
+    load_linkage_config,
+    parse_linkage_config,
+)
+from cdplake.identity.probabilistic import CandidatePairBudgetExceeded, PairCount, check_budget
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+MINIMAL = {
+    "blocking_rules": [{"equal": ["last_name", "substr(first_name, 1, 1)"]}, {"sql": "l.email = r.email"}],
+    "comparisons": [
+        {
+            "column": "first_name",
+            "levels": [{"kind": "exact", "tf": True}, {"kind": "jaro_winkler", "threshold": 0.9}],
+        },
+        {"column": "last_name", "levels": [{"kind": "exact"}]},
+        {"column": "email", "levels": [{"kind": "exact"}, {"kind": "regex", "pattern": "^[^@]+"}]},
+        {
+            "column": "dob",
+            "valid_pattern": "^[0-9]{4}-",
+            "levels": [{"kind": "damerau_levenshtein", "threshold": 1}, {"kind": "prefix", "length": 7}],
+        },
+    ],
+    "training": {
+        "deterministic_rules": ["l.email = r.email"],
+        "deterministic_recall": 0.8,
+        "em_rules": [{"equal": ["dob"]}],
+    },
+    "max_candidate_pairs": 1000,
+}
+
+
+def test_shipped_linkage_yaml_parses():
+    cfg = load_linkage_config(CONF)
+    assert cfg.columns == ("first_name", "last_name", "email", "phone", "date_of_birth", "postcode", "city")
+    assert cfg.blocking_rules[0] == BlockingRule(on=("last_name", "substr(first_name, 1, 1)"))
+    assert cfg.comparisons[0].levels[0] == ComparisonLevel(kind="exact", tf=True)
+    assert cfg.training.em_rules == (
+        BlockingRule(on=("date_of_birth",)),
+        BlockingRule(on=("postcode",)),
+        BlockingRule(on=("email",)),
+    )
+
+
+def test_minimal_config_fills_defaults():
+    cfg = parse_linkage_config(MINIMAL)
+    assert cfg.max_candidate_pairs == 1000
+    assert cfg.threshold_match_probability == 0.9
+    assert cfg.training.u_max_pairs == 1_000_000
+    assert cfg.comparisons[3].valid_pattern == "^[0-9]{4}-"
+    assert cfg.comparisons[3].levels == (
+        ComparisonLevel(kind="damerau_levenshtein", threshold=1.0),
+        ComparisonLevel(kind="prefix", length=7),
+    )
+    assert [r.describe() for r in cfg.blocking_rules] == [
+        "l.last_name = r.last_name and substr(first_name, 1, 1) equal",
+        "l.email = r.email",
+    ]
+
+
+def _with(**changes):
+    return {**MINIMAL, **changes}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_with(colour="red"), "unknown key"),
+        (_with(blocking_rules=[{"on": ["email"]}]), "unknown key"),
+        (_with(blocking_rules=[{"equal": ["email"], "sql": "l.a = r.a"}]), "exactly one"),
+        (_with(blocking_rules=[{"equal": ["nickname"]}]), "no comparison reads"),
+        (_with(comparisons=[{"column": "email", "levels": [{"kind": "soundex"}]}]), "kind must be one of"),
+        (_with(comparisons=[{"column": "email", "levels": [{"kind": "jaro_winkler"}]}]), "needs `threshold`"),
+        (
+            _with(comparisons=[{"column": "email", "levels": [{"kind": "jaro_winkler", "threshold": 2}]}]),
+            r"\[0.0, 1.0\]",
+        ),
+        (
+            _with(
+                comparisons=[
+                    {"column": "email", "levels": [{"kind": "levenshtein", "threshold": 1, "tf": True}]}
+                ]
+            ),
+            "exact levels only",
+        ),
+        (
+            _with(comparisons=[{"column": "email", "levels": [{"kind": "regex", "pattern": "(["}]}]),
+            "not a valid regex",
+        ),
+        (_with(comparisons=[{"column": "e mail", "levels": [{"kind": "exact"}]}]), "plain column name"),
+        (_with(max_candidate_pairs=0), "positive integer"),
+    ],
+)
+def test_bad_linkage_config_is_a_clear_error(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_linkage_config(raw)
+
+
+def test_settings_compile_to_splink_sql():
+    pytest.importorskip("splink")
+    from cdplake.identity.linkage_settings import settings_dict
+
+    d = settings_dict(parse_linkage_config(MINIMAL))
+    assert d["link_type"] == "dedupe_only"
+    assert [r["blocking_rule"] for r in d["blocking_rules_to_generate_predictions"]] == [
+        "(l.`last_name` = r.`last_name`) AND (SUBSTRING(l.first_name, 1, 1) = SUBSTRING(r.first_name, 1, 1))",
+        "l.email = r.email",
+    ]
+    levels = {
+        c["output_column_name"]: [lv["sql_condition"] for lv in c["comparison_levels"]]
+        for c in d["comparisons"]
+    }
+    assert levels["first_name"] == [
+        "`first_name_l` IS NULL OR `first_name_r` IS NULL",
+        "`first_name_l` = `first_name_r`",
+        "jaro_winkler(`first_name_l`, `first_name_r`) >= 0.9",
+        "ELSE",
+    ]
+    assert levels["email"][2] == (
+        "NULLIF(regexp_extract(`email_l`, '^[^@]+', 0), '') = NULLIF(regexp_extract(`email_r`, '^[^@]+', 0), '')"
+    )
+    assert levels["dob"][1:3] == [
+        "damerau_levenshtein(`dob_l`, `dob_r`) <= 1",
+        "SUBSTRING(`dob_l`, 1, 7) = SUBSTRING(`dob_r`, 1, 7)",
+    ]
+    # the invalid-value pattern makes non-dates fall into the null level
+    assert "regexp_extract" in levels["dob"][0] and "^[0-9]{4}-" in levels["dob"][0]
+    first_exact = d["comparisons"][0]["comparison_levels"][1]
+    assert first_exact["tf_adjustment_column"] == "first_name"
+
+
+def test_budget_passes_at_the_limit_and_refuses_above_it_naming_each_rule():
+    counts = [PairCount("l.last_name = r.last_name", 6, 6), PairCount("l.email = r.email", 2, 8)]
+    assert check_budget(counts, 8) == 8
+    with pytest.raises(CandidatePairBudgetExceeded) as err:
+        check_budget(counts, 7)
+    text = str(err.value)
+    assert "8 candidate pairs" in text and "max_candidate_pairs=7" in text
+    assert "6  l.last_name = r.last_name" in text and "2  l.email = r.email" in text
