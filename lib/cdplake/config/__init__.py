@@ -1,5 +1,6 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
+from cdplake.config.features import FeaturesConfig, Trait, load_features_config
 from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
 from cdplake.config.model import (
     ConfigError,
@@ -14,7 +15,7 @@ from cdplake.config.model import (
     default_conf_dir,
     load_env,
 )
-from cdplake.config.segments import Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
+from cdplake.config.segments import ConsentRules, Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
 
 __all__ = [
     "ConfigError",
@@ -28,10 +29,14 @@ __all__ = [
     "apply_env_overrides",
     "default_conf_dir",
     "load_env",
+    "FeaturesConfig",
+    "Trait",
+    "load_features_config",
     "GraphSettings",
     "IdentityConfig",
     "NeverLinkRules",
     "load_identity_config",
+    "ConsentRules",
     "Purpose",
     "SegmentDefinition",
     "SegmentsConfig",

@@ -3,9 +3,11 @@
 from cdplake.privacy.consent import (
     CONSENT_COLUMNS,
     ConsentError,
+    country_code,
     crm_opt_in,
     customer_consent,
     email_suppressions,
+    opt_in_required,
     enforce_consent,
     is_valid_email,
     purpose_allows,
@@ -15,9 +17,11 @@ from cdplake.privacy.consent import (
 __all__ = [
     "CONSENT_COLUMNS",
     "ConsentError",
+    "country_code",
     "crm_opt_in",
     "customer_consent",
     "email_suppressions",
+    "opt_in_required",
     "enforce_consent",
     "is_valid_email",
     "purpose_allows",
