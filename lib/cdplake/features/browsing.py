@@ -35,7 +35,8 @@ def sessionize(events: DataFrame, gap_minutes: int) -> DataFrame:
         The rows with ``session_index`` (1, 2, ... per customer, in time order). A gap of
         exactly ``gap_minutes`` stays in the same session.
     """
-    by_time = Window.partitionBy("customer_id").orderBy(F.col("event_ts"), F.col("message_id"))
+    tie = F.col("message_id") if "message_id" in events.columns else F.lit(None)
+    by_time = Window.partitionBy("customer_id").orderBy(F.col("event_ts"), tie)
     gap = _micros(F.col("event_ts")) - _micros(F.lag("event_ts").over(by_time))
     starts = F.when(gap.isNull() | (gap > gap_minutes * 60 * 1_000_000), 1).otherwise(0)
     dated = events.where(F.col("event_ts").isNotNull()).withColumn("_start", starts)
@@ -155,8 +156,9 @@ def top_categories(
             F.when(F.col("event") == PRODUCT_VIEWED, F.lit(w.get("view", 0.0)))
             .when(F.col("event") == PRODUCT_ADDED, F.lit(w.get("cart_add", 0.0)))
         )
-        parts.append(ev.select("customer_id", F.col("product_category").alias("category"), weight.alias("w")))
-    if orders is not None:
+        category = F.col("product_category") if "product_category" in ev.columns else F.lit(None).cast("string")
+        parts.append(ev.select("customer_id", category.alias("category"), weight.alias("w")))
+    if orders is not None and "line_items" in orders.columns:
         od = orders.where(
             within_days(F.col("order_ts"), as_of, settings.category_window_days) & (F.col("status") == "completed")
         )

@@ -2,8 +2,9 @@
 
 Everything is relative to an injected ``as_of``; nothing here reads the clock. Activity
 (events, orders, email engagement) counts only records at or before ``as_of`` so a backfill
-for an earlier date sees what was known then. Golden attributes use every record: CRM is a
-current-state snapshot, so an as-of view of it cannot be rebuilt anyway.
+for an earlier date sees what was known then; golden attributes observed on those records
+follow the same rule. CRM rows are used whatever their date: CRM is a current-state
+snapshot, so an as-of view of it cannot be rebuilt anyway.
 """
 
 from __future__ import annotations
@@ -78,9 +79,13 @@ def with_customer(df: DataFrame, record_customer: DataFrame, source: str, key: s
     return df.join(mapping, F.col(key).cast("string") == F.col("_record_key")).drop("_record_key")
 
 
-def _candidates(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+def _candidates(
+    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None
+) -> DataFrame | None:
     def shaped(df: DataFrame, priority: int, ts: Column, values: dict[str, Column]) -> DataFrame:
         cols = [values.get(a, F.lit(None)).cast("string").alias(a) for a in ATTRIBUTES]
+        if as_of is not None and priority != CRM_PRIORITY:
+            df = df.where(at_or_before(ts, as_of))
         return df.select("customer_id", newest_first_key(F.lit(priority), ts).alias("_key"), *cols)
 
     parts: list[DataFrame] = []
@@ -106,13 +111,18 @@ def _candidates(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> 
     return out
 
 
-def golden_attributes(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+def golden_attributes(
+    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None = None
+) -> DataFrame | None:
     """One value per attribute and customer: CRM first, then the most recent non-null value.
+
+    With ``as_of``, values observed on events, orders and email after it are not used (CRM
+    rows always are).
 
     Each attribute is chosen on its own, so a customer's phone may come from an order while
     the name comes from CRM. Ties on priority and time go to the smallest value (deterministic).
     """
-    candidates = _candidates(silver, record_customer)
+    candidates = _candidates(silver, record_customer, as_of)
     if candidates is None:
         return None
     aggs = [
@@ -236,6 +246,9 @@ def trait_sources(
         out["sessions"] = browsing_sessions(events, placed, as_of, config.browsing)
     if "email_events" in silver:
         email = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
+        for optional in ("message_id", "url", "bounce_type", "user_agent"):
+            if optional not in email.columns:  # a narrower frame than the silver contract
+                email = email.withColumn(optional, F.lit(None).cast("string"))
         flagged = flag_email_events(email.where(at_or_before(F.col("event_ts"), as_of)), config.email)
         out["email_events"] = flagged.withColumn("ts", F.col("event_ts"))
         out["email_messages"] = email_messages(flagged)
@@ -289,7 +302,7 @@ def customer_features(
         )
     profile = record_customer.select("customer_id").distinct()
     parts: list[DataFrame | None] = [
-        golden_attributes(silver, record_customer),
+        golden_attributes(silver, record_customer, as_of),
         seen_features(silver, record_customer, as_of),
     ]
     if "orders" in silver:
