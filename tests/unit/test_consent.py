@@ -236,7 +236,12 @@ def test_opt_in_by_country_complaints_and_refusals(spark):
     )
     consent = customer_consent({"crm_contacts": crm, "email_events": email}, record_customer)
     got = with_consent(profile, consent, RULES, rules).select(
-        "customer_id", "country_code", "opt_in_required", "email_complained", "email_opted_out", "can_email_marketing"
+        "customer_id",
+        "country_code",
+        "opt_in_required",
+        "email_complained",
+        "email_opted_out",
+        "can_email_marketing",
     )
     expected = spark.createDataFrame(
         [

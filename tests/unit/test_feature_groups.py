@@ -27,14 +27,18 @@ EMAIL_DDL = (
     "customer_id STRING, event_id STRING, message_id STRING, event STRING, event_ts TIMESTAMP, "
     "url STRING, bounce_type STRING, user_agent STRING"
 )
-EVENTS_DDL = "customer_id STRING, message_id STRING, event STRING, event_ts TIMESTAMP, product_category STRING"
+EVENTS_DDL = (
+    "customer_id STRING, message_id STRING, event STRING, event_ts TIMESTAMP, product_category STRING"
+)
 ITEMS = "array<struct<category:string,quantity:int>>"
 ORDERS_DDL = f"customer_id STRING, order_id STRING, order_ts TIMESTAMP, status STRING, total DECIMAL(12,2), line_items {ITEMS}"
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15"
 APPLE_PROXY = "Mozilla/5.0"
 
 
-def at(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, year: int = 2026) -> dt.datetime:
+def at(
+    month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, year: int = 2026
+) -> dt.datetime:
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -249,7 +253,14 @@ def test_clv_historical_and_predicted(spark):
         "clv_purchase_rate DOUBLE, clv_p_alive DOUBLE, clv_predicted DECIMAL(18,2)",
     )
     assertDataFrameEqual(
-        got.select("customer_id", "avg_order_value", "clv_historical", "clv_purchase_rate", "clv_p_alive", "clv_predicted"),
+        got.select(
+            "customer_id",
+            "avg_order_value",
+            "clv_historical",
+            "clv_purchase_rate",
+            "clv_p_alive",
+            "clv_predicted",
+        ),
         expected,
         rtol=1e-6,
     )

@@ -40,9 +40,15 @@ def test_repo_features_yaml_loads():
     [
         ({"traits": [trait("a", source="orders", aggregate="count")] * 2}, "declared more than once"),
         ({"traits": [trait("a", source="crm", aggregate="count")]}, "source must be one of"),
-        ({"traits": [trait("a", source="orders", aggregate="median", column="x")]}, "aggregate must be one of"),
+        (
+            {"traits": [trait("a", source="orders", aggregate="median", column="x")]},
+            "aggregate must be one of",
+        ),
         ({"traits": [trait("a", source="orders", aggregate="sum")]}, "needs a column"),
-        ({"traits": [trait("a", source="orders", aggregate="decayed_sum", column="x")]}, "needs half_life_days"),
+        (
+            {"traits": [trait("a", source="orders", aggregate="decayed_sum", column="x")]},
+            "needs half_life_days",
+        ),
         ({"traits": [trait("a", source="orders", aggregate="count", half_life_days=3)]}, "decayed_sum only"),
         ({"traits": [trait("a", source="orders", aggregate="count", window_days=0)]}, "window_days must be"),
         ({"traits": [trait("a", expression="x + 1", source="orders")]}, "takes no"),

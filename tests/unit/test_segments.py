@@ -154,8 +154,27 @@ def test_evaluate_browsing_engagement_and_rfm_segments(spark):
 
     def row(cid, orders, days, sessions, open_rate, clicks, cell):
         revenue = Decimal("10.00") * orders if orders else None
-        return (cid, orders, revenue, days, 3, sessions, 1.5, ["shoes"], open_rate, 0.1, 2, clicks, 1, days,
-                "555" if cell else None, cell, revenue or Decimal("0.00"), 0.5, Decimal("20.00"))
+        return (
+            cid,
+            orders,
+            revenue,
+            days,
+            3,
+            sessions,
+            1.5,
+            ["shoes"],
+            open_rate,
+            0.1,
+            2,
+            clicks,
+            1,
+            days,
+            "555" if cell else None,
+            cell,
+            revenue or Decimal("0.00"),
+            0.5,
+            Decimal("20.00"),
+        )
 
     profile = spark.createDataFrame(
         [

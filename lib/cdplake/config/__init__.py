@@ -15,7 +15,13 @@ from cdplake.config.model import (
     default_conf_dir,
     load_env,
 )
-from cdplake.config.segments import ConsentRules, Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
+from cdplake.config.segments import (
+    ConsentRules,
+    Purpose,
+    SegmentDefinition,
+    SegmentsConfig,
+    load_segments_config,
+)
 
 __all__ = [
     "ConfigError",

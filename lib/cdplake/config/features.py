@@ -226,7 +226,9 @@ def _rfm(raw: Any, where: str) -> RfmSettings:
     windows = tuple(_num(w, f"{where}.windows", minimum=1) for w in windows)
     score_window = _num(body.get("score_window_days", windows[-1]), f"{where}.score_window_days", minimum=1)
     if score_window not in windows:
-        raise ConfigError(f"{where}.score_window_days ({score_window}) must be one of windows {list(windows)}")
+        raise ConfigError(
+            f"{where}.score_window_days ({score_window}) must be one of windows {list(windows)}"
+        )
     cells = []
     for i, cell in enumerate(body.get("cells") or []):
         label = f"{where}.cells[{i}]"

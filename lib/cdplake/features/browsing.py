@@ -81,7 +81,10 @@ def sessions(
     # Next order at or after the first cart add: orders and sessions in one time line per
     # customer, a forward-looking min over the order times.
     timeline = per_session.select(
-        "customer_id", "session_index", F.col("_first_add").alias("_t"), F.lit(None).cast("timestamp").alias("_o")
+        "customer_id",
+        "session_index",
+        F.col("_first_add").alias("_t"),
+        F.lit(None).cast("timestamp").alias("_o"),
     ).unionByName(
         order_times.select(
             "customer_id",
@@ -114,7 +117,9 @@ def sessions(
         "events",
         "product_views",
         "cart_adds",
-        ((_micros(F.col("ended_at")) - _micros(F.col("ts"))) / 1_000_000).cast("bigint").alias("duration_seconds"),
+        ((_micros(F.col("ended_at")) - _micros(F.col("ts"))) / 1_000_000)
+        .cast("bigint")
+        .alias("duration_seconds"),
         F.when(abandoned, 1).otherwise(0).alias("abandoned_cart"),
     )
 
@@ -126,7 +131,9 @@ def order_times(orders: DataFrame | None, events: DataFrame | None) -> DataFrame
         parts.append(orders.select("customer_id", F.col("order_ts")))
     if events is not None:
         parts.append(
-            events.where(F.col("event") == ORDER_COMPLETED).select("customer_id", F.col("event_ts").alias("order_ts"))
+            events.where(F.col("event") == ORDER_COMPLETED).select(
+                "customer_id", F.col("event_ts").alias("order_ts")
+            )
         )
     if not parts:
         return None
@@ -152,15 +159,17 @@ def top_categories(
     parts = []
     if events is not None:
         ev = events.where(within_days(F.col("event_ts"), as_of, settings.category_window_days))
-        weight = (
-            F.when(F.col("event") == PRODUCT_VIEWED, F.lit(w.get("view", 0.0)))
-            .when(F.col("event") == PRODUCT_ADDED, F.lit(w.get("cart_add", 0.0)))
+        weight = F.when(F.col("event") == PRODUCT_VIEWED, F.lit(w.get("view", 0.0))).when(
+            F.col("event") == PRODUCT_ADDED, F.lit(w.get("cart_add", 0.0))
         )
-        category = F.col("product_category") if "product_category" in ev.columns else F.lit(None).cast("string")
+        category = (
+            F.col("product_category") if "product_category" in ev.columns else F.lit(None).cast("string")
+        )
         parts.append(ev.select("customer_id", category.alias("category"), weight.alias("w")))
     if orders is not None and "line_items" in orders.columns:
         od = orders.where(
-            within_days(F.col("order_ts"), as_of, settings.category_window_days) & (F.col("status") == "completed")
+            within_days(F.col("order_ts"), as_of, settings.category_window_days)
+            & (F.col("status") == "completed")
         )
         items = od.select("customer_id", F.explode_outer("line_items").alias("item"))
         parts.append(
@@ -185,7 +194,7 @@ def top_categories(
     )
     ranked = scored.withColumn("_rank", rank).where(F.col("_rank") <= settings.top_categories)
     return ranked.groupBy("customer_id").agg(
-        F.transform(F.array_sort(F.collect_list(F.struct("_rank", "category"))), lambda s: s["category"]).alias(
-            "top_categories"
-        )
+        F.transform(
+            F.array_sort(F.collect_list(F.struct("_rank", "category"))), lambda s: s["category"]
+        ).alias("top_categories")
     )

@@ -69,8 +69,10 @@ def flag_email_events(email_events: DataFrame, settings: EmailSettings) -> DataF
         F.coalesce(delay <= settings.machine_open_seconds, F.lit(False))
         | matches_any(F.col("user_agent"), settings.machine_open_user_agents)
     )
-    burst = F.col("message_id").isNotNull() & (F.col("_click_urls") >= settings.bot_click_burst_urls) & (
-        F.col("_burst") <= settings.bot_click_burst_seconds
+    burst = (
+        F.col("message_id").isNotNull()
+        & (F.col("_click_urls") >= settings.bot_click_burst_urls)
+        & (F.col("_burst") <= settings.bot_click_burst_seconds)
     )
     bot_click = is_click & (
         F.coalesce(delay <= settings.bot_click_seconds, F.lit(False))
@@ -102,7 +104,9 @@ def email_messages(flagged: DataFrame) -> DataFrame:
     def any_(cond: Column, name: str) -> Column:
         return F.max(F.when(cond, 1).otherwise(0)).alias(name)
 
-    hard = (event == "bounce") & F.coalesce(F.lower(F.col("bounce_type")).isin(*HARD_BOUNCE_TYPES), F.lit(True))
+    hard = (event == "bounce") & F.coalesce(
+        F.lower(F.col("bounce_type")).isin(*HARD_BOUNCE_TYPES), F.lit(True)
+    )
     return (
         flagged.where(F.col("message_id").isNotNull())
         .groupBy("customer_id", "message_id")

@@ -93,7 +93,9 @@ def rfm_features(orders: DataFrame, as_of: dt.datetime, settings: RfmSettings) -
         inside = within_days(F.col("order_ts"), as_of, days)
         aggs += [
             F.count_if(inside).alias(f"rfm_frequency_{days}d"),
-            F.coalesce(F.sum(F.when(inside, total)), F.lit(0).cast("decimal(18,2)")).alias(f"rfm_monetary_{days}d"),
+            F.coalesce(F.sum(F.when(inside, total)), F.lit(0).cast("decimal(18,2)")).alias(
+                f"rfm_monetary_{days}d"
+            ),
         ]
     base = completed.groupBy("customer_id").agg(*aggs)
     base = base.withColumn("rfm_recency_days", days_between(F.col("_last"), as_of))
@@ -105,7 +107,8 @@ def rfm_features(orders: DataFrame, as_of: dt.datetime, settings: RfmSettings) -
         quintile_score(F.col(f"rfm_monetary_{w}d")).alias("rfm_m_score"),
     )
     scored = scored.withColumn(
-        "rfm_score", F.concat(*(F.col(c).cast("string") for c in ("rfm_r_score", "rfm_f_score", "rfm_m_score")))
+        "rfm_score",
+        F.concat(*(F.col(c).cast("string") for c in ("rfm_r_score", "rfm_f_score", "rfm_m_score"))),
     ).withColumn("rfm_cell", rfm_cell(settings))
     return scored.select("customer_id", *(F.col(n).cast(t).alias(n) for n, t in rfm_columns(settings)))
 

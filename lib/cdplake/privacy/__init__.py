@@ -7,9 +7,9 @@ from cdplake.privacy.consent import (
     crm_opt_in,
     customer_consent,
     email_suppressions,
-    opt_in_required,
     enforce_consent,
     is_valid_email,
+    opt_in_required,
     purpose_allows,
     with_consent,
 )

@@ -71,7 +71,9 @@ def build_profile(
     profile = customer_features(silver, record_customer, as_of, customers=customers, config=features)
     consent_rc = record_customer
     if customers is not None:
-        consent_rc = record_customer.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
+        consent_rc = record_customer.join(
+            customers.select("customer_id").distinct(), "customer_id", "left_semi"
+        )
     return with_consent(profile, customer_consent(silver, consent_rc), rules, consent_rules)
 
 
@@ -116,9 +118,7 @@ def build_gold(
     profile_path = env.paths.table(GOLD_LAYER, "customer_profile")
     profile = build_profile(
         silver, record_customer, as_of, rules, features=features, consent_rules=segments.consent
-    ).select(
-        "*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id")
-    )
+    ).select("*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id"))
     overwrite(profile, profile_path)
     # Segments read the written profile rather than recomputing the feature joins.
     profile = read(spark, profile_path)
