@@ -166,7 +166,8 @@ def top_categories(
             F.col("product_category") if "product_category" in ev.columns else F.lit(None).cast("string")
         )
         parts.append(ev.select("customer_id", category.alias("category"), weight.alias("w")))
-    if orders is not None and "line_items" in orders.columns:
+    # Purchases count only when line items are the silver contract's array of structs.
+    if orders is not None and dict(orders.dtypes).get("line_items", "").startswith("array<struct"):
         od = orders.where(
             within_days(F.col("order_ts"), as_of, settings.category_window_days)
             & (F.col("status") == "completed")
