@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.config import ConfigError, Trait, load_features_config
+from cdplake.config import ConfigError, FeaturesConfig, Trait, load_features_config
 from cdplake.config.features import parse_features_config
-from cdplake.features import FeatureDefinitionError, aggregate_traits, fill_traits
+from cdplake.features import FeatureDefinitionError, aggregate_traits, customer_features, fill_traits
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 UTC = dt.timezone.utc
@@ -134,3 +134,12 @@ def test_bad_trait_sql_names_the_trait(spark):
     bad_expr = Trait("t3", "d", expression="no_such_column * 2")
     with pytest.raises(FeatureDefinitionError, match="trait 't3': expression"):
         fill_traits(spark.createDataFrame([("a",)], "customer_id STRING"), [bad_expr])
+
+
+def test_trait_cannot_shadow_a_built_in_column(spark):
+    record_customer = spark.createDataFrame(
+        [("orders", "o1", "a")], "source STRING, record_key STRING, customer_id STRING"
+    )
+    config = FeaturesConfig(traits=(Trait("rfm_cell", "d", source="orders", aggregate="count"),))
+    with pytest.raises(FeatureDefinitionError, match=r"\['rfm_cell'\] reuse the name"):
+        customer_features({}, record_customer, AS_OF, config=config)

@@ -21,7 +21,7 @@ from cdplake.features.browsing import sessions as browsing_sessions
 from cdplake.features.columns import at_or_before, days_between, newest_first_key, within_days
 from cdplake.features.engagement import email_messages, flag_email_events
 from cdplake.features.rfm import CLV_COLUMNS, clv_columns, rfm_columns, rfm_features
-from cdplake.features.traits import aggregate_traits, fill_traits
+from cdplake.features.traits import FeatureDefinitionError, aggregate_traits, fill_traits
 
 ATTRIBUTES = ("email", "phone", "first_name", "last_name", "city", "postcode", "country", "loyalty_tier")
 
@@ -293,8 +293,16 @@ def customer_features(
 
     Returns:
         The columns of :func:`feature_columns`, in that order.
+
+    Raises:
+        FeatureDefinitionError: a declared trait's SQL does not compile, or its name is a
+            built-in column's.
     """
     config = config or FeaturesConfig()
+    builtin = set(feature_columns(FeaturesConfig(rfm=config.rfm)))
+    clash = [t.name for t in config.traits if t.name in builtin]
+    if clash:
+        raise FeatureDefinitionError(f"trait(s) {clash} reuse the name of a built-in profile column")
     everyone = record_customer
     if customers is not None:
         record_customer = record_customer.join(
