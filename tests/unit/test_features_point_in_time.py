@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from cdplake.config import load_features_config
 from cdplake.features import customer_features
+from cdplake.segments import build_profile
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 UTC = dt.timezone.utc
@@ -21,7 +22,8 @@ NOW = dt.datetime(2026, 11, 2, tzinfo=UTC)
 
 CRM_DDL = (
     "contact_id STRING, email STRING, phone STRING, first_name STRING, last_name STRING, city STRING, "
-    "postcode STRING, country STRING, loyalty_tier STRING, updated_at TIMESTAMP"
+    "postcode STRING, country STRING, loyalty_tier STRING, updated_at TIMESTAMP, email_opt_in BOOLEAN, "
+    "email_opt_in_at TIMESTAMP"
 )
 EVENTS_DDL = (
     "message_id STRING, event STRING, event_ts TIMESTAMP, email STRING, phone STRING, first_name STRING, "
@@ -77,7 +79,7 @@ def lake(spark):
         ("e7", "m2", "open", at(10, 11), "ann@x.com", None, None, UA),
         ("e8", "m2", "spamreport", at(10, 25), "ann@x.com", None, None, None),  # after
     ]
-    crm = [("k1", "ann@crm.com", None, "Ann", None, "Leeds", None, "GB", "gold", at(10, 30))]
+    crm = [("k1", "ann@crm.com", None, "Ann", None, "Leeds", None, "GB", "gold", at(10, 30), True, at(9, 1))]
     keys = {
         "cus_a": {"orders": ["o1", "o2", "o3", "o4"], "events": ["v1", "v2", "a1", "a2"]},
         "cus_b": {"orders": ["o5"], "events": ["a4"]},
@@ -135,3 +137,19 @@ def test_features_for_a_subset_equal_the_full_rows(lake, spark):
     everyone = customer_features(silver, record_customer, PAST, config=config)
     # RFM scores are still ranked against every buyer, so they match the full run.
     assertDataFrameEqual(subset, everyone.where(F.col("customer_id").isin("cus_a", "cus_c")))
+
+
+def test_profile_with_consent_for_a_subset_equals_the_full_rows(lake, spark):
+    silver, record_customer = lake
+    config = load_features_config(CONF)
+    wanted = spark.createDataFrame([("cus_a",), ("cus_d",)], "customer_id STRING")
+    subset = build_profile(silver, record_customer, NOW, features=config, customers=wanted)
+    everyone = build_profile(silver, record_customer, NOW, features=config)
+    assertDataFrameEqual(subset, everyone.where(F.col("customer_id").isin("cus_a", "cus_d")))
+    # cus_a reported spam on 10-25: never marketable
+    assert subset.where("customer_id = 'cus_a'").select(
+        "email_complained", "can_email_marketing"
+    ).first() == (
+        True,
+        False,
+    )
