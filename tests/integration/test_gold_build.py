@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -9,6 +10,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 from test_identity_resolve import ANN, BOB, CAT, ORD3, ORD4, write_silver
 
+from cdplake.config import load_segments_config
 from cdplake.identity import resolve_identities
 from cdplake.segments import build_gold
 
@@ -26,7 +28,13 @@ def test_build_gold_two_runs(spark, lake_env):
     def table(name):
         return spark.read.format("delta").load(lake_env.paths.table("gold", name))
 
-    first = build_gold(spark, lake_env, "run-1", RUN1_AT)
+    # The two purchase/cart segments of conf/segments.yaml (the RFM and engagement ones are
+    # covered by tests/unit/test_segments.py); the conf's consent rules stay in force.
+    conf = load_segments_config(lake_env.conf_dir)
+    segments = dataclasses.replace(
+        conf, segments=tuple(s for s in conf.segments if s.id in ("recent_purchasers", "cart_abandoners"))
+    )
+    first = build_gold(spark, lake_env, "run-1", RUN1_AT, segments=segments)
     # recent_purchasers (order in 30 days): Ann (13 days), Bob (8 days, refused email -> excluded)
     # cart_abandoners (cart add in 7 days after last order): Ann (10-30 > 10-20), Cat (no email -> excluded)
     assert first.profiles == 5
@@ -57,7 +65,7 @@ def test_build_gold_two_runs(spark, lake_env):
     )
 
     # 23 days later Ann's order is 36 days old and her cart add 26: she leaves both segments.
-    second = build_gold(spark, lake_env, "run-2", RUN2_AT)
+    second = build_gold(spark, lake_env, "run-2", RUN2_AT, segments=segments)
     assert second.segment_sizes == {"recent_purchasers": 0, "cart_abandoners": 0}
     assert second.excluded == {"recent_purchasers": 0, "cart_abandoners": 0}
 

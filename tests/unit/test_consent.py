@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.config import NeverLinkRules, Purpose, SegmentDefinition
+from cdplake.config import ConsentRules, NeverLinkRules, Purpose, SegmentDefinition
 from cdplake.privacy import ConsentError, customer_consent, enforce_consent, with_consent
 
 UTC = dt.timezone.utc
@@ -83,20 +83,22 @@ def test_customer_consent_flags(spark, consent_inputs):
     got = customer_consent(silver, record_customer)
     expected = spark.createDataFrame(
         [
-            ("c_unsub", True, ts(9, 1), True, False),
-            ("c_reopt", True, ts(10, 15), False, False),
-            ("c_hard", True, ts(9, 1), False, True),
-            ("c_blocked", True, ts(9, 1), False, False),
-            ("c_merge_out", False, None, False, False),
-            ("c_merge_new", True, ts(10, 1), False, False),
-            ("c_bademail", True, ts(9, 1), False, False),
-            ("c_placeholder", True, ts(9, 1), False, False),
-            ("c_undated", True, ts(9, 3), False, False),
-            # never opted in; a spam report with no opt-in to come after still counts
-            ("c_nocrm", False, None, True, False),
+            ("c_unsub", True, ts(9, 1), True, False, False, False),
+            ("c_reopt", True, ts(10, 15), False, False, False, False),
+            ("c_hard", True, ts(9, 1), False, True, False, False),
+            ("c_blocked", True, ts(9, 1), False, False, False, False),
+            ("c_merge_out", False, None, False, False, False, True),  # the refusal is on record
+            ("c_merge_new", True, ts(10, 1), False, False, False, False),
+            ("c_bademail", True, ts(9, 1), False, False, False, False),
+            ("c_placeholder", True, ts(9, 1), False, False, False, False),
+            ("c_undated", True, ts(9, 3), False, False, False, False),
+            # never opted in; a spam report with no opt-in to come after still counts, and is
+            # a complaint; no CRM answer at all is not a refusal
+            ("c_nocrm", False, None, True, False, True, False),
         ],
         "customer_id STRING, email_opt_in BOOLEAN, email_opt_in_at TIMESTAMP, "
-        "email_unsubscribed BOOLEAN, email_hard_bounced BOOLEAN",
+        "email_unsubscribed BOOLEAN, email_hard_bounced BOOLEAN, email_complained BOOLEAN, "
+        "email_opted_out BOOLEAN",
     )
     assertDataFrameEqual(got, expected)
 
@@ -184,3 +186,75 @@ def test_enforce_consent_needs_the_required_columns(spark):
     )
     with pytest.raises(ConsentError, match="can_email_marketing"):
         enforce_consent(members, profile, defs, purposes)
+
+
+def test_opt_in_by_country_complaints_and_refusals(spark):
+    """GB needs an opt-in, the US does not; a refusal, complaint or unknown country always blocks."""
+    rules = ConsentRules(
+        opt_in_required_countries=("GB",),
+        opt_in_required_elsewhere=False,
+        opt_in_required_when_unknown=True,
+        country_aliases={"UK": "GB", "USA": "US"},
+    )
+    crm = spark.createDataFrame(
+        [
+            ("k_gb_in", True, ts(9, 1), ts(9, 1)),
+            ("k_us_refused", False, None, ts(9, 1)),
+            ("k_gb_complained", True, ts(10, 15), ts(10, 15)),  # opted in again after the complaint
+        ],
+        CRM_DDL,
+    )
+    email = spark.createDataFrame(
+        [("e1", "spamreport", ts(10, 1), None), ("e2", "spamreport", ts(10, 1), None)], EMAIL_DDL
+    )
+    record_customer = spark.createDataFrame(
+        [
+            ("crm_contacts", "k_gb_in", "gb_in"),
+            ("crm_contacts", "k_us_refused", "us_refused"),
+            ("crm_contacts", "k_gb_complained", "gb_complained"),
+            ("email_events", "e1", "gb_complained"),
+            ("email_events", "e2", "us_complained"),
+            ("email_events", "e9", "us"),
+            ("email_events", "e9", "uk"),
+            ("email_events", "e9", "nowhere"),
+            ("email_events", "e9", "blank"),
+        ],
+        RC_DDL,
+    )
+    profile = spark.createDataFrame(
+        [
+            ("us", "us@x.com", "USA"),
+            ("uk", "uk@x.com", " uk "),
+            ("gb_in", "gb@x.com", "GB"),
+            ("us_refused", "r@x.com", "US"),
+            ("us_complained", "c@x.com", "us"),
+            ("gb_complained", "g@x.com", "GB"),
+            ("nowhere", "n@x.com", None),
+            ("blank", "b@x.com", " "),
+        ],
+        "customer_id STRING, email STRING, country STRING",
+    )
+    consent = customer_consent({"crm_contacts": crm, "email_events": email}, record_customer)
+    got = with_consent(profile, consent, RULES, rules).select(
+        "customer_id",
+        "country_code",
+        "opt_in_required",
+        "email_complained",
+        "email_opted_out",
+        "can_email_marketing",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("us", "US", False, False, False, True),  # no opt-in needed, nothing against
+            ("uk", "GB", True, False, False, False),  # alias resolved; no opt-in
+            ("gb_in", "GB", True, False, False, True),
+            ("us_refused", "US", False, False, True, False),  # an explicit refusal always blocks
+            ("us_complained", "US", False, True, False, False),
+            ("gb_complained", "GB", True, True, False, False),  # a complaint outlives a later opt-in
+            ("nowhere", None, True, False, False, False),  # unknown country: opt-in required
+            ("blank", None, True, False, False, False),
+        ],
+        "customer_id STRING, country_code STRING, opt_in_required BOOLEAN, email_complained BOOLEAN, "
+        "email_opted_out BOOLEAN, can_email_marketing BOOLEAN",
+    )
+    assertDataFrameEqual(got, expected)

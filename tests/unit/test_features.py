@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.features import FEATURE_SCHEMA, customer_features
+from cdplake.config import load_features_config
+from cdplake.features import FEATURE_SCHEMA, customer_features, feature_columns
 
+CONF = Path(__file__).resolve().parents[2] / "conf"
 UTC = dt.timezone.utc
 AS_OF = dt.datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 
@@ -149,8 +152,11 @@ def test_activity_features_relative_to_as_of(spark):
 def test_features_have_fixed_schema_even_without_sources(spark):
     record_customer = spark.createDataFrame([("events", "m1", "cus_a")], RC_DDL)
     events = spark.createDataFrame([], EVENTS_DDL)
-    got = customer_features({"events": events}, record_customer, AS_OF)
-    assert got.columns == ["customer_id", *(n for n, _ in FEATURE_SCHEMA)]
-    assert got.schema.simpleString() == (
+    config = load_features_config(CONF)
+    got = customer_features({"events": events}, record_customer, AS_OF, config=config)
+    assert got.columns == feature_columns(config)
+    # The built-in columns keep their types whatever sources are present.
+    fixed = got.select("customer_id", *(n for n, _ in FEATURE_SCHEMA))
+    assert fixed.schema.simpleString() == (
         "struct<customer_id:string," + ",".join(f"{n}:{t}" for n, t in FEATURE_SCHEMA) + ">"
     )

@@ -34,7 +34,19 @@ def ts(month: int, day: int) -> dt.datetime:
 
 def test_repo_segments_yaml_loads():
     cfg = load_segments_config(CONF)
-    assert [s.id for s in cfg.segments] == ["recent_purchasers", "cart_abandoners"]
+    assert [s.id for s in cfg.segments] == [
+        "recent_purchasers",
+        "cart_abandoners",
+        "frequent_browsers",
+        "highly_engaged",
+        "lapsing_customers",
+        "vip_rfm",
+        "win_back",
+    ]
+    assert {cfg.purpose_of(s).name for s in cfg.segments} == {"marketing_email"}
+    assert "GB" in cfg.consent.opt_in_required_countries and "US" not in cfg.consent.opt_in_required_countries
+    assert "NO" in cfg.consent.opt_in_required_countries  # Norway, not YAML's false
+    assert cfg.consent.country_aliases["UNITED KINGDOM"] == "GB"
     assert cfg.purpose_of(cfg.segments[0]).requires == ("can_email_marketing",)
     assert cfg.purposes["transactional_email"].requires == ("has_valid_email",)
 
@@ -83,7 +95,7 @@ def test_evaluate_example_segments(spark):
         ],
         PROFILE_DDL,
     )
-    got = evaluate_segments(profile, cfg.segments)
+    got = evaluate_segments(profile, cfg.segments[:2])
     expected = spark.createDataFrame(
         [
             # `features` listed: exactly those columns, in the listed order
@@ -125,3 +137,75 @@ def test_bad_condition_names_the_segment(spark):
     not_bool = SegmentDefinition("count_seg", 1, "", "marketing_email", "order_count + 1")
     with pytest.raises(SegmentDefinitionError, match="segment 'count_seg'.*not boolean"):
         evaluate_segments(profile, [not_bool])
+
+
+RFM_PROFILE_DDL = (
+    "customer_id STRING, order_count BIGINT, revenue DECIMAL(18,2), days_since_last_order INT, "
+    "product_views_30d BIGINT, sessions_30d BIGINT, browsing_intensity DOUBLE, top_categories ARRAY<STRING>, "
+    "email_open_rate DOUBLE, email_click_rate DOUBLE, email_opens_90d BIGINT, email_clicks_90d BIGINT, "
+    "email_machine_opens_90d BIGINT, rfm_recency_days INT, rfm_score STRING, rfm_cell STRING, "
+    "clv_historical DECIMAL(18,2), clv_p_alive DOUBLE, clv_predicted DECIMAL(18,2)"
+)
+
+
+def test_evaluate_browsing_engagement_and_rfm_segments(spark):
+    cfg = load_segments_config(CONF)
+    defs = [s for s in cfg.segments if s.id not in ("recent_purchasers", "cart_abandoners")]
+
+    def row(cid, orders, days, sessions, open_rate, clicks, cell):
+        revenue = Decimal("10.00") * orders if orders else None
+        return (
+            cid,
+            orders,
+            revenue,
+            days,
+            3,
+            sessions,
+            1.5,
+            ["shoes"],
+            open_rate,
+            0.1,
+            2,
+            clicks,
+            1,
+            days,
+            "555" if cell else None,
+            cell,
+            revenue or Decimal("0.00"),
+            0.5,
+            Decimal("20.00"),
+        )
+
+    profile = spark.createDataFrame(
+        [
+            row("p1", 3, 5, 6, 0.4, 1, "champions"),  # on every boundary: browser, engaged, VIP
+            row("p2", 2, 40, 5, 0.39, 3, "at_risk"),  # 5 sessions, 39% opens: neither; lapsing
+            row("p3", 1, 20, 0, 0.9, 0, "hibernating"),  # opens a lot but never clicks; win-back
+            row("p4", 1, 91, 0, None, 0, "loyal"),  # over 90 days since the last order: win-back
+            row("p5", 0, None, 9, None, 0, None),  # never bought: only the browsing segment
+            row("p6", 1, 10, 1, 0.5, 2, "about_to_sleep"),
+            row("p7", 6, 60, 1, 0.1, 0, "cant_lose_them"),
+        ],
+        RFM_PROFILE_DDL,
+    )
+    got = evaluate_segments(profile, defs).select("segment_id", "customer_id", "definition_version")
+    expected = spark.createDataFrame(
+        [
+            ("frequent_browsers", "p1", 1),
+            ("frequent_browsers", "p5", 1),
+            ("highly_engaged", "p1", 1),
+            ("highly_engaged", "p6", 1),
+            ("lapsing_customers", "p2", 1),
+            ("lapsing_customers", "p6", 1),
+            ("lapsing_customers", "p7", 1),
+            ("vip_rfm", "p1", 1),
+            ("win_back", "p3", 1),
+            ("win_back", "p4", 1),
+        ],
+        "segment_id STRING, customer_id STRING, definition_version INT",
+    )
+    assertDataFrameEqual(got, expected)
+    values = evaluate_segments(profile.where("customer_id = 'p5'"), [defs[0]]).first()["qualified_values"]
+    assert values == (
+        '{"sessions_30d":9,"product_views_30d":3,"browsing_intensity":1.5,"top_categories":["shoes"]}'
+    )

@@ -1,5 +1,6 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
+from cdplake.config.features import FeaturesConfig, Trait, load_features_config
 from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
 from cdplake.config.linkage import (
     BlockingRule,
@@ -23,7 +24,13 @@ from cdplake.config.model import (
     default_conf_dir,
     load_env,
 )
-from cdplake.config.segments import Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
+from cdplake.config.segments import (
+    ConsentRules,
+    Purpose,
+    SegmentDefinition,
+    SegmentsConfig,
+    load_segments_config,
+)
 
 __all__ = [
     "ConfigError",
@@ -37,6 +44,9 @@ __all__ = [
     "apply_env_overrides",
     "default_conf_dir",
     "load_env",
+    "FeaturesConfig",
+    "Trait",
+    "load_features_config",
     "GraphSettings",
     "IdentityConfig",
     "NeverLinkRules",
@@ -48,6 +58,7 @@ __all__ = [
     "TrainingSettings",
     "load_linkage_config",
     "parse_linkage_config",
+    "ConsentRules",
     "Purpose",
     "SegmentDefinition",
     "SegmentsConfig",

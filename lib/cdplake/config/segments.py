@@ -8,7 +8,7 @@ evaluated (that needs a session and the profile's schema), see
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,32 @@ class SegmentDefinition:
 
 
 @dataclass(frozen=True)
+class ConsentRules:
+    """Where marketing email needs a recorded opt-in, and how countries are spelled.
+
+    Attributes:
+        opt_in_required_countries: ISO 3166 codes where marketing email needs an opt-in
+            (GDPR/PECR-style regimes).
+        opt_in_required_elsewhere: whether a listed-nowhere country needs one too.
+        opt_in_required_when_unknown: whether a customer without a country needs one.
+        country_aliases: spelling (upper case) -> ISO code, e.g. ``UK: GB``.
+
+    The defaults need an opt-in everywhere, the strictest reading.
+    """
+
+    opt_in_required_countries: tuple[str, ...] = ()
+    opt_in_required_elsewhere: bool = True
+    opt_in_required_when_unknown: bool = True
+    country_aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SegmentsConfig:
     """All purposes and segment definitions, validated."""
 
     purposes: dict[str, Purpose]
     segments: tuple[SegmentDefinition, ...]
+    consent: ConsentRules = ConsentRules()
 
     def purpose_of(self, segment: SegmentDefinition) -> Purpose:
         """The purpose a segment is published for."""
@@ -128,15 +149,45 @@ def _segment(raw: Any, index: int, purposes: dict[str, Purpose], where: str) -> 
     )
 
 
+_ISO = re.compile(r"^[A-Z]{2}$")
+
+
+def _consent(raw: Any, where: str) -> ConsentRules:
+    if raw is None:
+        return ConsentRules()
+    known = set(ConsentRules.__dataclass_fields__)
+    if not isinstance(raw, dict) or set(raw) - known:
+        raise ConfigError(f"{where}: consent must be a mapping with some of {sorted(known)}")
+    codes = raw.get("opt_in_required_countries") or []
+    if not isinstance(codes, list) or not all(isinstance(c, str) and _ISO.match(c) for c in codes):
+        raise ConfigError(f"{where}: consent.opt_in_required_countries must be ISO 3166 codes like GB")
+    flags = {}
+    for key in ("opt_in_required_elsewhere", "opt_in_required_when_unknown"):
+        value = raw.get(key, True)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: consent.{key} must be true or false, got {value!r}")
+        flags[key] = value
+    aliases = raw.get("country_aliases") or {}
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _ISO.match(v) for k, v in aliases.items()
+    ):
+        raise ConfigError(f"{where}: consent.country_aliases must map spellings to ISO codes")
+    return ConsentRules(
+        opt_in_required_countries=tuple(codes),
+        country_aliases={k.strip().upper(): v for k, v in aliases.items()},
+        **flags,
+    )
+
+
 def parse_segments_config(raw: dict[str, Any], where: str = SEGMENTS_FILE) -> SegmentsConfig:
     """Validate a parsed ``segments.yaml`` mapping.
 
     Raises:
         ConfigError: unknown keys, duplicate segment ids, unknown purposes, bad versions.
     """
-    unknown = set(raw) - {"purposes", "segments"}
+    unknown = set(raw) - {"purposes", "segments", "consent"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected purposes, segments")
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected purposes, segments, consent")
     purposes = _purposes(raw.get("purposes"), where)
     seg_raw = raw.get("segments") or []
     if not isinstance(seg_raw, list):
@@ -147,7 +198,7 @@ def parse_segments_config(raw: dict[str, Any], where: str = SEGMENTS_FILE) -> Se
         if seg.id in seen:
             raise ConfigError(f"{where}: segment id {seg.id!r} is defined more than once")
         seen.add(seg.id)
-    return SegmentsConfig(purposes=purposes, segments=segments)
+    return SegmentsConfig(purposes=purposes, segments=segments, consent=_consent(raw.get("consent"), where))
 
 
 def load_segments_config(conf_dir: str | Path) -> SegmentsConfig:

@@ -2,8 +2,9 @@
 
 Everything is relative to an injected ``as_of``; nothing here reads the clock. Activity
 (events, orders, email engagement) counts only records at or before ``as_of`` so a backfill
-for an earlier date sees what was known then. Golden attributes use every record: CRM is a
-current-state snapshot, so an as-of view of it cannot be rebuilt anyway.
+for an earlier date sees what was known then; golden attributes observed on those records
+follow the same rule. CRM rows are used whatever their date: CRM is a current-state
+snapshot, so an as-of view of it cannot be rebuilt anyway.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from cdplake.config.features import FeaturesConfig
+from cdplake.features.browsing import order_times, top_categories
+from cdplake.features.browsing import sessions as browsing_sessions
 from cdplake.features.columns import at_or_before, days_between, newest_first_key, within_days
+from cdplake.features.engagement import email_messages, flag_email_events
+from cdplake.features.rfm import CLV_COLUMNS, clv_columns, rfm_columns, rfm_features
+from cdplake.features.traits import FeatureDefinitionError, aggregate_traits, fill_traits
 
 ATTRIBUTES = ("email", "phone", "first_name", "last_name", "city", "postcode", "country", "loyalty_tier")
 
@@ -72,9 +79,13 @@ def with_customer(df: DataFrame, record_customer: DataFrame, source: str, key: s
     return df.join(mapping, F.col(key).cast("string") == F.col("_record_key")).drop("_record_key")
 
 
-def _candidates(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+def _candidates(
+    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None
+) -> DataFrame | None:
     def shaped(df: DataFrame, priority: int, ts: Column, values: dict[str, Column]) -> DataFrame:
         cols = [values.get(a, F.lit(None)).cast("string").alias(a) for a in ATTRIBUTES]
+        if as_of is not None and priority != CRM_PRIORITY:
+            df = df.where(at_or_before(ts, as_of))
         return df.select("customer_id", newest_first_key(F.lit(priority), ts).alias("_key"), *cols)
 
     parts: list[DataFrame] = []
@@ -100,13 +111,18 @@ def _candidates(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> 
     return out
 
 
-def golden_attributes(silver: Mapping[str, DataFrame], record_customer: DataFrame) -> DataFrame | None:
+def golden_attributes(
+    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None = None
+) -> DataFrame | None:
     """One value per attribute and customer: CRM first, then the most recent non-null value.
+
+    With ``as_of``, values observed on events, orders and email after it are not used (CRM
+    rows always are).
 
     Each attribute is chosen on its own, so a customer's phone may come from an order while
     the name comes from CRM. Ties on priority and time go to the smallest value (deterministic).
     """
-    candidates = _candidates(silver, record_customer)
+    candidates = _candidates(silver, record_customer, as_of)
     if candidates is None:
         return None
     aggs = [
@@ -139,6 +155,7 @@ def order_features(orders: DataFrame, as_of: dt.datetime) -> DataFrame:
                 - F.coalesce(F.sum(F.when(refunded, total)), F.lit(0))
             ).alias("revenue"),
             F.max(F.when(completed, F.col("order_ts"))).alias("last_order_at"),
+            F.min(F.when(completed, F.col("order_ts"))).alias("first_order_at"),
         )
         .withColumn("days_since_last_order", days_between(F.col("last_order_at"), as_of))
     )
@@ -197,12 +214,72 @@ def seen_features(
     )
 
 
+def trait_sources(
+    silver: Mapping[str, DataFrame],
+    record_customer: DataFrame,
+    as_of: dt.datetime,
+    config: FeaturesConfig,
+) -> dict[str, DataFrame]:
+    """The sources declared traits aggregate, each with ``customer_id`` and a time column ``ts``.
+
+    Only rows at or before ``as_of`` are kept *before* anything is derived from them, so a
+    machine open, a session or an abandoned cart is judged on what was known at ``as_of``.
+
+    Returns:
+        Any of ``orders`` (silver orders), ``events`` (silver events), ``email_events``
+        (with ``is_machine_open`` / ``is_bot_click``), ``email_messages`` (one row per send,
+        see :func:`cdplake.features.engagement.email_messages`) and ``sessions`` (see
+        :func:`cdplake.features.browsing.sessions`), as far as the silver tables allow.
+    """
+    out: dict[str, DataFrame] = {}
+    orders = events = None
+    if "orders" in silver:
+        orders = with_customer(silver["orders"], record_customer, "orders", "order_id")
+        orders = orders.where(at_or_before(F.col("order_ts"), as_of))
+        out["orders"] = orders.withColumn("ts", F.col("order_ts"))
+    if "events" in silver:
+        events = with_customer(silver["events"], record_customer, "events", "message_id")
+        events = events.where(at_or_before(F.col("event_ts"), as_of))
+        out["events"] = events.withColumn("ts", F.col("event_ts"))
+        placed = order_times(orders, events)
+        assert placed is not None
+        out["sessions"] = browsing_sessions(events, placed, as_of, config.browsing)
+    if "email_events" in silver:
+        email = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
+        for optional in ("message_id", "url", "bounce_type", "user_agent"):
+            if optional not in email.columns:  # a narrower frame than the silver contract
+                email = email.withColumn(optional, F.lit(None).cast("string"))
+        flagged = flag_email_events(email.where(at_or_before(F.col("event_ts"), as_of)), config.email)
+        out["email_events"] = flagged.withColumn("ts", F.col("event_ts"))
+        out["email_messages"] = email_messages(flagged)
+    return out
+
+
+def feature_columns(config: FeaturesConfig | None = None) -> list[str]:
+    """Every column :func:`customer_features` returns, in order (``customer_id`` first)."""
+    config = config or FeaturesConfig()
+    return [
+        "customer_id",
+        *(n for n, _ in FEATURE_SCHEMA),
+        *(n for n, _ in CLV_COLUMNS),
+        *(n for n, _ in rfm_columns(config.rfm)),
+        "top_categories",
+        *(t.name for t in config.traits),
+    ]
+
+
 def customer_features(
     silver: Mapping[str, DataFrame],
     record_customer: DataFrame,
     as_of: dt.datetime,
+    customers: DataFrame | None = None,
+    config: FeaturesConfig | None = None,
 ) -> DataFrame:
-    """One row per customer: golden attributes and activity features as of ``as_of``.
+    """One row per customer: golden attributes, built-in and declared features as of ``as_of``.
+
+    Point in time: every activity record after ``as_of`` is ignored, so the features of a
+    past ``as_of`` equal those computed from the data as it was then (golden attributes use
+    every CRM row, see the module docstring).
 
     Args:
         silver: silver table name -> DataFrame; any subset of ``events``, ``email_events``,
@@ -210,33 +287,61 @@ def customer_features(
         record_customer: identity/record_customer (``source, record_key, customer_id``);
             every customer in it gets a row.
         as_of: the evaluation time; windows are ``(as_of - N days, as_of]``.
+        customers: when given, only these ``customer_id`` s are computed (a micro-batch's
+            touched customers); RFM scores are still ranked against all buyers.
+        config: ``conf/features.yaml``; the defaults (no declared traits) when omitted.
 
     Returns:
-        ``customer_id`` then the columns of :data:`FEATURE_SCHEMA`, in that order.
+        The columns of :func:`feature_columns`, in that order.
+
+    Raises:
+        FeatureDefinitionError: a declared trait's SQL does not compile, or its name is a
+            built-in column's.
     """
+    config = config or FeaturesConfig()
+    builtin = set(feature_columns(FeaturesConfig(rfm=config.rfm)))
+    clash = [t.name for t in config.traits if t.name in builtin]
+    if clash:
+        raise FeatureDefinitionError(f"trait(s) {clash} reuse the name of a built-in profile column")
+    everyone = record_customer
+    if customers is not None:
+        record_customer = record_customer.join(
+            customers.select("customer_id").distinct(), "customer_id", "left_semi"
+        )
     profile = record_customer.select("customer_id").distinct()
     parts: list[DataFrame | None] = [
-        golden_attributes(silver, record_customer),
+        golden_attributes(silver, record_customer, as_of),
         seen_features(silver, record_customer, as_of),
     ]
     if "orders" in silver:
         orders = with_customer(silver["orders"], record_customer, "orders", "order_id")
         parts.append(order_features(orders, as_of))
+        all_orders = with_customer(silver["orders"], everyone, "orders", "order_id")
+        parts.append(rfm_features(all_orders, as_of, config.rfm))
     if "events" in silver:
         events = with_customer(silver["events"], record_customer, "events", "message_id")
         parts.append(event_features(events, as_of))
     if "email_events" in silver:
         email = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
         parts.append(email_features(email, as_of))
+    sources = trait_sources(silver, record_customer, as_of, config)
+    parts.append(top_categories(sources.get("events"), sources.get("orders"), as_of, config.browsing))
+    parts.extend(aggregate_traits(sources, config.traits, as_of))
     for part in parts:
         if part is not None:
             profile = profile.join(part, "customer_id", "left")
 
     present = set(profile.columns)
     out: list[Column] = [F.col("customer_id")]
-    for name, dtype in FEATURE_SCHEMA:
+    for name, dtype in (*FEATURE_SCHEMA, ("first_order_at", "timestamp")):
         value = F.col(name) if name in present else F.lit(None)
         if name in COUNT_FEATURES:
             value = F.coalesce(value, F.lit(0))
         out.append(value.cast(dtype).alias(name))
-    return profile.select(*out)
+    for name, dtype in (*rfm_columns(config.rfm), ("top_categories", "array<string>")):
+        out.append((F.col(name) if name in present else F.lit(None)).cast(dtype).alias(name))
+    traits = [F.col(t.name) for t in config.traits if not t.is_expression and t.name in present]
+    shaped = profile.select(*out, *traits)
+    shaped = clv_columns(shaped, as_of, config.clv)
+    shaped = fill_traits(shaped, config.traits)
+    return shaped.select(*feature_columns(config))

@@ -12,12 +12,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.config.identity import NeverLinkRules
-from cdplake.config.segments import Purpose, SegmentDefinition
+from cdplake.config.segments import ConsentRules, Purpose, SegmentDefinition
 from cdplake.features.profile import with_customer
 from cdplake.identity.extract import never_link_reason
 
 # SendGrid events by which a person withdraws consent.
 WITHDRAWALS = ("unsubscribe", "group_unsubscribe", "spamreport")
+COMPLAINTS = ("spamreport",)
 CONSENT_COLUMNS = (
     "email_opt_in",
     "email_opt_in_at",
@@ -25,6 +26,10 @@ CONSENT_COLUMNS = (
     "email_hard_bounced",
     "has_valid_email",
     "can_email_marketing",
+    "email_complained",
+    "email_opted_out",
+    "country_code",
+    "opt_in_required",
 )
 _EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 
@@ -56,9 +61,10 @@ def crm_opt_in(crm_contacts: DataFrame) -> DataFrame:
     is strictly newer than every refusal; an undated refusal always wins.
 
     Returns:
-        ``customer_id, email_opt_in, email_opt_in_at, latest_opt_in_at`` where
-        ``email_opt_in_at`` is set only when the customer is opted in and
-        ``latest_opt_in_at`` is the newest opt-in whatever the outcome.
+        ``customer_id, email_opt_in, email_opt_in_at, latest_opt_in_at, email_opted_out``
+        where ``email_opt_in_at`` is set only when the customer is opted in,
+        ``latest_opt_in_at`` is the newest opt-in whatever the outcome and
+        ``email_opted_out`` says a refusal is on record and wins (as opposed to no answer).
     """
     opted_in = F.col("email_opt_in") == F.lit(True)
     refused = F.col("email_opt_in") == F.lit(False)
@@ -82,11 +88,17 @@ def crm_opt_in(crm_contacts: DataFrame) -> DataFrame:
         opt_in.alias("email_opt_in"),
         F.when(opt_in, F.col("latest_opt_in_at")).alias("email_opt_in_at"),
         "latest_opt_in_at",
+        (~opt_in & (F.col("_latest_refusal_at").isNotNull() | (F.col("_undated_refusals") > 0))).alias(
+            "email_opted_out"
+        ),
     )
 
 
 def email_suppressions(email_events: DataFrame) -> DataFrame:
-    """Latest withdrawal and any hard bounce per customer (events already joined to ``customer_id``).
+    """Latest withdrawal, any hard bounce and any complaint per customer (events joined to ``customer_id``).
+
+    A complaint (spam report) suppresses marketing for good, also after a later opt-in: a
+    person who marked the brand as spam is the costliest one to mail again.
 
     A hard bounce is a ``bounce`` event whose type is ``bounce``; SendGrid's ``blocked`` type is
     a temporary refusal by the receiving server and does not suppress. A bounce without a type
@@ -96,6 +108,7 @@ def email_suppressions(email_events: DataFrame) -> DataFrame:
     return email_events.groupBy("customer_id").agg(
         F.max(F.when(F.col("event").isin(*WITHDRAWALS), F.col("event_ts"))).alias("latest_withdrawal_at"),
         (F.count_if(hard) > 0).alias("email_hard_bounced"),
+        (F.count_if(F.col("event").isin(*COMPLAINTS)) > 0).alias("email_complained"),
     )
 
 
@@ -107,9 +120,9 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
         record_customer: identity/record_customer.
 
     Returns:
-        ``customer_id, email_opt_in, email_opt_in_at, email_unsubscribed, email_hard_bounced``;
-        ``email_unsubscribed`` is true when a withdrawal came after the newest opt-in (or there
-        is no opt-in at all).
+        ``customer_id, email_opt_in, email_opt_in_at, email_unsubscribed, email_hard_bounced,
+        email_complained, email_opted_out``; ``email_unsubscribed`` is true when a withdrawal
+        came after the newest opt-in (or there is no opt-in at all).
     """
     customers = record_customer.select("customer_id").distinct()
     if "crm_contacts" in silver:
@@ -121,6 +134,7 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
             F.lit(None).cast("boolean").alias("email_opt_in"),
             F.lit(None).cast("timestamp").alias("email_opt_in_at"),
             F.lit(None).cast("timestamp").alias("latest_opt_in_at"),
+            F.lit(None).cast("boolean").alias("email_opted_out"),
         )
     if "email_events" in silver:
         em = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
@@ -130,6 +144,7 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
             "*",
             F.lit(None).cast("timestamp").alias("latest_withdrawal_at"),
             F.lit(None).cast("boolean").alias("email_hard_bounced"),
+            F.lit(None).cast("boolean").alias("email_complained"),
         )
     withdrawn = F.col("latest_withdrawal_at").isNotNull() & (
         F.col("latest_opt_in_at").isNull() | (F.col("latest_withdrawal_at") > F.col("latest_opt_in_at"))
@@ -140,24 +155,74 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
         "email_opt_in_at",
         withdrawn.alias("email_unsubscribed"),
         F.coalesce("email_hard_bounced", F.lit(False)).alias("email_hard_bounced"),
+        F.coalesce("email_complained", F.lit(False)).alias("email_complained"),
+        F.coalesce("email_opted_out", F.lit(False)).alias("email_opted_out"),
     )
 
 
-def with_consent(profile: DataFrame, consent: DataFrame, rules: NeverLinkRules | None = None) -> DataFrame:
+def country_code(country: Column, rules: ConsentRules) -> Column:
+    """An ISO 3166 code from a country as typed: trimmed, upper-cased, aliases resolved."""
+    spelled = F.upper(F.trim(country))
+    out = spelled
+    if rules.country_aliases:
+        mapping = F.create_map(*[F.lit(x) for kv in sorted(rules.country_aliases.items()) for x in kv])
+        out = F.coalesce(F.element_at(mapping, spelled), spelled)
+    return F.when(spelled != "", out)
+
+
+def opt_in_required(code: Column, rules: ConsentRules) -> Column:
+    """Whether marketing email to a customer of country ``code`` needs a recorded opt-in."""
+    listed = code.isin(*rules.opt_in_required_countries) if rules.opt_in_required_countries else F.lit(False)
+    return (
+        F.when(code.isNull(), F.lit(rules.opt_in_required_when_unknown))
+        .when(listed, F.lit(True))
+        .otherwise(F.lit(rules.opt_in_required_elsewhere))
+    )
+
+
+def with_consent(
+    profile: DataFrame,
+    consent: DataFrame,
+    rules: NeverLinkRules | None = None,
+    consent_rules: ConsentRules | None = None,
+) -> DataFrame:
     """Add the consent flags and ``has_valid_email`` / ``can_email_marketing`` to a profile.
 
+    ``can_email_marketing`` needs a valid email, no unsubscribe after the last opt-in, no
+    hard bounce, no complaint, no refusal on record, and an opt-in where the customer's
+    country requires one (``consent_rules``; everywhere by default).
+
     Args:
-        profile: one row per ``customer_id`` with the golden ``email``.
+        profile: one row per ``customer_id`` with the golden ``email`` (and ``country`` when
+            known).
         consent: :func:`customer_consent`.
         rules: never-link rules, so placeholder emails do not count as valid.
+        consent_rules: the countries that need an opt-in; by default all do.
     """
+    consent_rules = consent_rules or ConsentRules()
     joined = profile.join(consent, "customer_id", "left")
     flags = {
         name: F.coalesce(F.col(name), F.lit(False))
-        for name in ("email_opt_in", "email_unsubscribed", "email_hard_bounced")
+        for name in (
+            "email_opt_in",
+            "email_unsubscribed",
+            "email_hard_bounced",
+            "email_complained",
+            "email_opted_out",
+        )
     }
     valid = is_valid_email(F.col("email"), rules)
-    can_market = flags["email_opt_in"] & ~flags["email_unsubscribed"] & ~flags["email_hard_bounced"] & valid
+    code = country_code(F.col("country"), consent_rules) if "country" in profile.columns else F.lit(None)
+    needs_opt_in = opt_in_required(code.cast("string"), consent_rules)
+    can_market = (
+        (flags["email_opt_in"] | ~needs_opt_in)
+        & ~flags["email_opted_out"]
+        & ~flags["email_unsubscribed"]
+        & ~flags["email_hard_bounced"]
+        & ~flags["email_complained"]
+        & valid
+    )
+    # New columns go after the original ones: the profile table's contract only grows.
     return joined.select(
         *[c for c in profile.columns],
         flags["email_opt_in"].alias("email_opt_in"),
@@ -166,6 +231,10 @@ def with_consent(profile: DataFrame, consent: DataFrame, rules: NeverLinkRules |
         flags["email_hard_bounced"].alias("email_hard_bounced"),
         valid.alias("has_valid_email"),
         can_market.alias("can_email_marketing"),
+        flags["email_complained"].alias("email_complained"),
+        flags["email_opted_out"].alias("email_opted_out"),
+        code.cast("string").alias("country_code"),
+        needs_opt_in.alias("opt_in_required"),
     )
 
 

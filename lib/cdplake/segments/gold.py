@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from cdplake.config.features import FeaturesConfig, load_features_config
 from cdplake.config.identity import NeverLinkRules, load_identity_config
-from cdplake.config.segments import SegmentsConfig, load_segments_config
+from cdplake.config.segments import ConsentRules, SegmentsConfig, load_segments_config
 from cdplake.features.columns import as_utc, ts_lit
 from cdplake.features.profile import customer_features
 
@@ -51,10 +52,29 @@ def build_profile(
     record_customer: DataFrame,
     as_of: dt.datetime,
     rules: NeverLinkRules | None = None,
+    *,
+    features: FeaturesConfig | None = None,
+    consent_rules: ConsentRules | None = None,
+    customers: DataFrame | None = None,
 ) -> DataFrame:
-    """Features plus consent flags, one row per customer (without run columns)."""
-    features = customer_features(silver, record_customer, as_of)
-    return with_consent(features, customer_consent(silver, record_customer), rules)
+    """Features plus consent flags, one row per customer (without run columns).
+
+    Args:
+        silver: the silver tables.
+        record_customer: identity/record_customer.
+        as_of: evaluation time.
+        rules: never-link rules (placeholder emails are not valid).
+        features: ``conf/features.yaml``; built-in features only when omitted.
+        consent_rules: where an opt-in is required; everywhere when omitted.
+        customers: only these customers (``customer_id``), e.g. a micro-batch's.
+    """
+    profile = customer_features(silver, record_customer, as_of, customers=customers, config=features)
+    consent_rc = record_customer
+    if customers is not None:
+        consent_rc = record_customer.join(
+            customers.select("customer_id").distinct(), "customer_id", "left_semi"
+        )
+    return with_consent(profile, customer_consent(silver, consent_rc), rules, consent_rules)
 
 
 def build_gold(
@@ -65,6 +85,7 @@ def build_gold(
     *,
     segments: SegmentsConfig | None = None,
     rules: NeverLinkRules | None = None,
+    features: FeaturesConfig | None = None,
 ) -> GoldResult:
     """Build gold/customer_profile, update segment membership and append the run's summary.
 
@@ -80,6 +101,8 @@ def build_gold(
         segments: segment definitions; loaded from ``env.conf_dir`` by default.
         rules: never-link rules (placeholder emails are not valid emails); loaded from
             ``env.conf_dir`` by default.
+        features: declared traits and feature settings; ``features.yaml`` in
+            ``env.conf_dir`` by default.
 
     Raises:
         FileNotFoundError: a silver or identity table does not exist yet.
@@ -88,13 +111,14 @@ def build_gold(
     as_of = as_utc(as_of)
     segments = segments or load_segments_config(env.conf_dir)
     rules = rules or load_identity_config(env.conf_dir).never_link
+    features = features or load_features_config(env.conf_dir)
     silver = read_tables(spark, env, "silver", tuple(SOURCES))
     record_customer = read_tables(spark, env, "identity", ("record_customer",))["record_customer"]
 
     profile_path = env.paths.table(GOLD_LAYER, "customer_profile")
-    profile = build_profile(silver, record_customer, as_of, rules).select(
-        "*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id")
-    )
+    profile = build_profile(
+        silver, record_customer, as_of, rules, features=features, consent_rules=segments.consent
+    ).select("*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id"))
     overwrite(profile, profile_path)
     # Segments read the written profile rather than recomputing the feature joins.
     profile = read(spark, profile_path)
