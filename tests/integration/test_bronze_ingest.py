@@ -18,7 +18,10 @@ pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
 T1 = dt.datetime(2026, 10, 6, 1, 0, tzinfo=UTC)
 T2 = dt.datetime(2026, 10, 7, 1, 0, tzinfo=UTC)
-TEXT_BRONZE = "value STRING, _source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
+TEXT_BRONZE = (
+    "value STRING, _rescued_data STRING, _contract_errors ARRAY<STRING>, _contract_version INT, "
+    "_source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
+)
 CRM_HEADER = ",".join(CRM_COLUMNS) + "\n"
 
 
@@ -57,22 +60,22 @@ def test_ingest_keeps_raw_lines_and_only_picks_up_new_files(spark, lake_env):
     }
     events = spark.createDataFrame(
         [
-            ('{"messageId":"m1"}', a, T1, "run-1:0"),
-            ("not json at all", a, T1, "run-1:0"),
-            ('{"messageId":"m2"}', b, T1, "run-1:0"),
+            ('{"messageId":"m1"}', a, None, [], 1, T1, "run-1:0"),
+            ("not json at all", a, None, [], 1, T1, "run-1:0"),
+            ('{"messageId":"m2"}', b, None, [], 1, T1, "run-1:0"),
         ],
         TEXT_BRONZE,
     )
     assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
     crm_schema = ", ".join(f"{col} STRING" for col in (*CRM_COLUMNS, "_corrupt_record")) + (
-        ", _source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
+        ", _contract_version INT, _source_file STRING, _ingested_at TIMESTAMP, _batch_id STRING"
     )
     crm = spark.createDataFrame(
         [
             ("c1", "Ann", "Smith", "ann@example.com", "07700 900123", "1 High St\nFlat 2", "London", "SW1A 1AA",
-             "GB", "1985-03-07", "gold", "true", "2026-01-02T03:04:05Z", "2026-10-01T12:00:00Z", None, c, T1, "run-1:0"),
+             "GB", "1985-03-07", "gold", "true", "2026-01-02T03:04:05Z", "2026-10-01T12:00:00Z", None, 1, c, T1, "run-1:0"),
             # too few columns: kept whole in _corrupt_record
-            ("c2", "Bob", *[None] * 12, "c2,Bob", c, T1, "run-1:0"),
+            ("c2", "Bob", *[None] * 12, "c2,Bob", 1, c, T1, "run-1:0"),
         ],
         crm_schema,
     )  # fmt: skip
@@ -97,7 +100,7 @@ def test_ingest_keeps_raw_lines_and_only_picks_up_new_files(spark, lake_env):
     third = ingest_source(spark, lake_env, "events", "run-3", clock=lambda: T2)
 
     assert third == IngestResult("events", rows=1, files=1, batches=1)
-    events = events.union(spark.createDataFrame([('{"messageId":"m3"}', d, T2, "run-3:1")], TEXT_BRONZE))
+    events = events.union(spark.createDataFrame([('{"messageId":"m3"}', None, [], 1, d, T2, "run-3:1")], TEXT_BRONZE))
     assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
 
 
@@ -113,6 +116,7 @@ def test_ingest_splits_many_files_into_micro_batches(spark, lake_env):
     bronze = read_table(spark, lake_env.paths.table("bronze", "email"))
     # one file per batch, oldest first
     expected = spark.createDataFrame(
-        [(f'{{"sg_event_id":"e{i}"}}', f, T1, f"run-1:{i}") for i, f in enumerate(files)], TEXT_BRONZE
+        [(f'{{"sg_event_id":"e{i}"}}', None, [], 1, f, T1, f"run-1:{i}") for i, f in enumerate(files)],
+        TEXT_BRONZE,
     )
     assertDataFrameEqual(bronze, expected)

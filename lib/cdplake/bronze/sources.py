@@ -26,6 +26,9 @@ CRM_COLUMNS = (
     "updated_at",
 )
 CORRUPT_RECORD = "_corrupt_record"
+RESCUED_DATA = "_rescued_data"
+CONTRACT_ERRORS = "_contract_errors"
+CONTRACT_VERSION = "_contract_version"
 LINEAGE_COLUMNS = ("_source_file", "_ingested_at", "_batch_id")
 
 
@@ -57,6 +60,6 @@ SOURCES: dict[str, SourceSpec] = {
 }
 
 
-def crm_schema_ddl() -> str:
+def crm_schema_ddl(columns: tuple[str, ...] = CRM_COLUMNS) -> str:
     """The CRM CSV read schema: every contract column a STRING, plus ``_corrupt_record``."""
-    return ", ".join(f"{c} STRING" for c in (*CRM_COLUMNS, CORRUPT_RECORD))
+    return ", ".join(f"`{c}` STRING" for c in (*columns, CORRUPT_RECORD))

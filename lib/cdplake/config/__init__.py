@@ -1,5 +1,6 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
+from cdplake.config.contracts import ContractField, SourceContract, load_contract
 from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
 from cdplake.config.model import (
     ConfigError,
@@ -17,6 +18,9 @@ from cdplake.config.model import (
 from cdplake.config.segments import Purpose, SegmentDefinition, SegmentsConfig, load_segments_config
 
 __all__ = [
+    "ContractField",
+    "SourceContract",
+    "load_contract",
     "ConfigError",
     "DemoConfig",
     "EnvConfig",
