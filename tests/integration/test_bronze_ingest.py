@@ -60,9 +60,9 @@ def test_ingest_keeps_raw_lines_and_only_picks_up_new_files(spark, lake_env):
     }
     events = spark.createDataFrame(
         [
-            ('{"messageId":"m1"}', a, None, [], 1, T1, "run-1:0"),
-            ("not json at all", a, None, [], 1, T1, "run-1:0"),
-            ('{"messageId":"m2"}', b, None, [], 1, T1, "run-1:0"),
+            ('{"messageId":"m1"}', None, [], 1, a, T1, "run-1:0"),
+            ("not json at all", None, [], 1, a, T1, "run-1:0"),
+            ('{"messageId":"m2"}', None, [], 1, b, T1, "run-1:0"),
         ],
         TEXT_BRONZE,
     )
@@ -100,7 +100,9 @@ def test_ingest_keeps_raw_lines_and_only_picks_up_new_files(spark, lake_env):
     third = ingest_source(spark, lake_env, "events", "run-3", clock=lambda: T2)
 
     assert third == IngestResult("events", rows=1, files=1, batches=1)
-    events = events.union(spark.createDataFrame([('{"messageId":"m3"}', None, [], 1, d, T2, "run-3:1")], TEXT_BRONZE))
+    events = events.union(
+        spark.createDataFrame([('{"messageId":"m3"}', None, [], 1, d, T2, "run-3:1")], TEXT_BRONZE)
+    )
     assertDataFrameEqual(read_table(spark, lake_env.paths.table("bronze", "events")), events)
 
 
