@@ -9,8 +9,10 @@ status, so no file is ever skipped silently:
 - ``empty_file``: no records (zero bytes, or a CSV with only its header).
 - ``corrupt_file``: the file cannot be read to its end (e.g. a truncated gzip); the rows read
   before the damage are in bronze, ``detail`` names the error.
-- ``header_mismatch``: a CSV whose header differs from the contract; its rows are kept in
-  bronze as corrupt records (silver quarantines them as ``malformed_csv``).
+- ``header_mismatch``: a CSV whose header names none of the contract's columns; its rows
+  are kept in bronze as corrupt records (silver quarantines them as ``malformed_csv``).
+  A header that only adds, lacks or reorders columns is ``ingested``, with a note in
+  ``detail`` (see :mod:`cdplake.bronze.csv_header`).
 
 The list of files in a micro-batch is the file source's own log in the query's checkpoint
 (``sources/0/<batch id>``, or the ``.compact`` file every tenth batch): it is what Spark
@@ -124,31 +126,21 @@ def read_error(spark: SparkSession, path: str) -> str | None:
     return None
 
 
-def first_line(spark: SparkSession, path: str) -> str | None:
-    """The first line of a (possibly compressed) text file, without its line break; None if empty."""
-    from py4j.protocol import Py4JJavaError
+def file_status(
+    rows: int, error: str | None, note: str | None, *, header_mismatch: bool = False
+) -> tuple[str, str | None]:
+    """The ``(status, detail)`` of one landed file (see the module docstring).
 
-    jvm, p, fs, conf = _hadoop(spark, path)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(p)
-    stream = fs.open(p)
-    try:
-        if codec is not None:
-            stream = codec.createInputStream(stream)
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        line = reader.readLine()
-    except Py4JJavaError:
-        return None  # unreadable from the start: read_error reports it
-    finally:
-        stream.close()
-    return None if line is None else str(line).lstrip("\ufeff")
-
-
-def file_status(rows: int, error: str | None, header_error: str | None) -> tuple[str, str | None]:
-    """The ``(status, detail)`` of one landed file (see the module docstring)."""
+    Args:
+        rows: records the file gave bronze.
+        error: why the file could not be read to its end, if so.
+        note: a remark on the file's header (columns missing, rescued, reordered).
+        header_mismatch: the header names none of the contract's columns.
+    """
     if error is not None:
         return CORRUPT_FILE, error
-    if header_error is not None:
-        return HEADER_MISMATCH, header_error
+    if header_mismatch:
+        return HEADER_MISMATCH, note
     if rows == 0:
         return EMPTY_FILE, "no records"
-    return INGESTED, None
+    return INGESTED, note

@@ -9,7 +9,6 @@ batch replayed after a crash between the Delta commit and the checkpoint commit 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,15 +19,14 @@ from pyspark.sql import functions as F
 
 from cdplake.bronze import files as landed
 from cdplake.bronze.contract import contract_errors, rescued_data
+from cdplake.bronze.csv_header import WIDE_COLUMNS, FileHeader, by_header, wide_schema_ddl
 from cdplake.bronze.sources import (
     CONTRACT_ERRORS,
     CONTRACT_VERSION,
     CORRUPT_RECORD,
-    CRM_COLUMNS,
     RESCUED_DATA,
     SOURCES,
     SourceSpec,
-    crm_schema_ddl,
 )
 from cdplake.config.contracts import SourceContract, load_contract
 from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream
@@ -72,7 +70,6 @@ def read_landing(
     path: str,
     spec: SourceSpec,
     *,
-    contract: SourceContract | None = None,
     max_files_per_trigger: int | None = None,
 ) -> DataFrame:
     """A streaming read of one source's landing folder (all date sub-folders).
@@ -86,7 +83,6 @@ def read_landing(
         spark: the session.
         path: the source's landing folder.
         spec: how the source is read.
-        contract: the source's contract (CSV columns); the built-in CRM columns when None.
         max_files_per_trigger: caps the files per micro-batch.
     """
     reader = (
@@ -99,20 +95,16 @@ def read_landing(
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
     columns = spec.data_columns
     if spec.format == "csv":
-        names = contract.names if contract else CRM_COLUMNS
-        columns = (*names, CORRUPT_RECORD)
+        # Positional columns, mapped to the contract by each file's header in the micro-batch
+        # (cdplake.bronze.csv_header): exports add, drop and reorder columns.
+        columns = (*WIDE_COLUMNS, CORRUPT_RECORD)
         reader = (
-            reader.schema(crm_schema_ddl(names))
-            .option("header", "true")
+            reader.schema(wide_schema_ddl())
+            .option("header", "false")
             .option("multiLine", "true")
             .option("escape", '"')
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-            # Columns are taken by position. A header that differs from the contract must not
-            # fail the stream, nor shift columns silently (emails in the phone column): each
-            # micro-batch compares every file's header with the contract and turns the rows
-            # of a mismatched file into corrupt records.
-            .option("enforceSchema", "true")
         )
     return reader.load(path).select(*columns, F.col("_metadata.file_path").alias("_source_file"))
 
@@ -121,7 +113,8 @@ def with_contract(df: DataFrame, contract: SourceContract) -> DataFrame:
     """Add ``_rescued_data``, ``_contract_errors`` (JSON sources) and ``_contract_version``.
 
     For a JSON-lines source the raw ``value`` is held against the contract (see
-    :mod:`cdplake.bronze.contract`); a CSV source's columns are the contract's by position.
+    :mod:`cdplake.bronze.contract`); a CSV source already has its contract columns and
+    ``_rescued_data`` (see :mod:`cdplake.bronze.csv_header`).
     """
     extra = []
     if contract.format == "jsonl":
@@ -144,33 +137,6 @@ def with_lineage(df: DataFrame, *, batch_id: str, ingested_at: Column) -> DataFr
         "_source_file",
         ingested_at.cast("timestamp").alias("_ingested_at"),
         F.lit(batch_id).alias("_batch_id"),
-    )
-
-
-def _header_errors(
-    spark: SparkSession, files: list[landed.LandedFile], contract: SourceContract
-) -> dict[str, str]:
-    """CSV files of a batch whose header is not the contract's column list -> what it was."""
-    expected = list(contract.names)
-    errors = {}
-    for f in files:
-        line = landed.first_line(spark, f.path)
-        if line is None:
-            continue  # empty or unreadable: reported as such
-        header = [h.strip() for h in next(csv.reader([line]), [])]
-        if header != expected:
-            errors[f.path] = f"header {header} != contract v{contract.version} {expected}"
-    return errors
-
-
-def _mark_corrupt(batch: DataFrame, paths: list[str], names: tuple[str, ...]) -> DataFrame:
-    # Keep the values in the file's own column order as the corrupt record: they cannot be
-    # trusted to sit in the contract's columns, and silver quarantines corrupt rows.
-    in_bad_file = F.col("_source_file").isin(*paths)
-    raw = F.to_json(F.array(*[F.col(n) for n in names]))
-    return batch.withColumn(
-        CORRUPT_RECORD,
-        F.when(in_bad_file, F.coalesce(F.col(CORRUPT_RECORD), raw)).otherwise(F.col(CORRUPT_RECORD)),
     )
 
 
@@ -217,12 +183,9 @@ def start_ingest(
         batch_name = f"{run_id}:{batch_id}"
         files = landed.batch_files(spark, checkpoint, batch_id)
         errors = {f.path: landed.read_error(spark, f.path) for f in files}
-        header_errors = {}
+        headers: dict[str, FileHeader] = {}
         if spec.format == "csv":
-            readable = [f for f in files if errors[f.path] is None]
-            header_errors = _header_errors(spark, readable, contract)
-            if header_errors:
-                batch = _mark_corrupt(batch, sorted(header_errors), contract.names)
+            batch, headers = by_header(batch, contract)
         out = with_lineage(with_contract(batch, contract), batch_id=batch_name, ingested_at=ingested_at)
         out = out.persist()
         try:
@@ -232,8 +195,12 @@ def start_ingest(
             }
             manifest = []
             for f in files:
+                header = headers.get(f.path)
                 status, detail = landed.file_status(
-                    rows_per_file.get(f.path, 0), errors[f.path], header_errors.get(f.path)
+                    rows_per_file.get(f.path, 0),
+                    errors[f.path],
+                    header.drift(contract) if header else None,
+                    header_mismatch=bool(header and header.matches_nothing),
                 )
                 manifest.append(
                     (source, f.path, f.size, f.modified_at, rows_per_file.get(f.path, 0), status, detail)
@@ -247,7 +214,10 @@ def start_ingest(
             )
             if now is None:
                 manifest_df = manifest_df.withColumn("_ingested_at", F.current_timestamp())
-            appended = append(out, target, app_id=writer_app_id(source), version=batch_id)
+            # A contract version that adds CSV columns adds them to the bronze table.
+            appended = append(
+                out, target, app_id=writer_app_id(source), version=batch_id, merge_schema=spec.format == "csv"
+            )
             append(manifest_df, files_table, app_id=writer_app_id(source) + ".files", version=batch_id)
             if appended:
                 counts["rows"] = counts.get("rows", 0) + sum(rows_per_file.values())
@@ -260,7 +230,7 @@ def start_ingest(
             out.unpersist()
 
     return run_stream(
-        read_landing(spark, landing, spec, contract=contract, max_files_per_trigger=max_files_per_trigger),
+        read_landing(spark, landing, spec, max_files_per_trigger=max_files_per_trigger),
         checkpoint=checkpoint,
         foreach_batch=write_batch,
         trigger=trigger,
