@@ -352,7 +352,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
             "contact_id", "first_name", "last_name", "email", "phone", "address_line1", "city", "postcode"
         ),
         spark.createDataFrame(
-            [("c1", "José", "Ñúñez", "jose@example.com", "+447700900123", "1 High St Flat 2", "London", "SW1A 1AA"),
+            [("c1", "José", "Ñúñez", "jose@example.com", "+447700900123", "1 High Street Flat 2", "London", "SW1A 1AA"),
              ("c9", "Eve", "Ng", "eve@example.com", "+447700900456", None, None, None)],
             ", ".join(f"{c} STRING" for c in ("contact_id", "first_name", "last_name", "email", "phone",
                                               "address_line1", "city", "postcode")),

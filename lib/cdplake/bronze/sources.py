@@ -1,8 +1,10 @@
 """The landing contract as bronze reads it: which sources exist and how each is parsed.
 
 See ARCHITECTURE.md, "Landing formats". JSON-lines sources are read as plain text so bronze
-keeps every line untouched (a malformed line is never lost); the CRM export is read as CSV
-with every column a STRING and unparseable rows kept in ``_corrupt_record``.
+keeps every line untouched (a malformed line is never lost); the CRM export is read as CSV,
+its columns mapped to the contract by header name (:mod:`cdplake.bronze.csv_header`), with
+unparseable rows kept in ``_corrupt_record``. The fields themselves are in the versioned
+contracts, ``conf/contracts/<source>.yaml``.
 """
 
 from __future__ import annotations

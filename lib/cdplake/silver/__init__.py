@@ -10,6 +10,7 @@ from cdplake.silver.build import (
 )
 from cdplake.silver.columns import (
     is_valid_email,
+    normalize_address,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -33,6 +34,7 @@ __all__ = [
     "conform_orders",
     "dedupe",
     "is_valid_email",
+    "normalize_address",
     "normalize_email",
     "normalize_name",
     "normalize_phone",
