@@ -190,8 +190,13 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
     too_few = "c2,Bob"
     too_many = "c3,Cy,Lee,cy@example.com,,,,,,,,,,2026-10-01T12:00:00Z,surplus"
     no_id = ",Dee,Doe,dee@example.com,,,,,,,,,,2026-10-01T12:00:00Z"
+    # a 100 KB quoted field full of commas and escaped quotes: one field, not thousands
+    long_quoted = 'c5,Long,Text,,,,,,,,"' + 'a "" b, ' * 12_500 + '",,,2026-10-01T12:00:00Z'
     crm_a = land(
-        lake_env, "crm", "contacts-a.csv", "\n".join([header, good_c1, too_few, too_many, no_id]) + "\n"
+        lake_env,
+        "crm",
+        "contacts-a.csv",
+        "\n".join([header, good_c1, too_few, too_many, no_id, long_quoted]) + "\n",
     )
     # two columns swapped and a column the contract does not know: mapped by name, rescued
     swapped = header.replace("email,phone", "phone,email") + ",preferred_store"
@@ -220,8 +225,8 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         "events": IngestResult("events", rows=n_main + 6, files=5, problem_files=2, batches=1),
         "email": IngestResult("email", rows=5, files=1, batches=1),
         "orders": IngestResult("orders", rows=2, files=1, batches=1),
-        # 4 rows in a, 1 in b, 0 in c (empty), 2 in d (no header)
-        "crm": IngestResult("crm", rows=7, files=4, problem_files=2, batches=1),
+        # 5 rows in a, 1 in b, 0 in c (empty), 2 in d (no header)
+        "crm": IngestResult("crm", rows=8, files=4, problem_files=2, batches=1),
     }
     files = lambda source: read_table(spark, paths.table("bronze", f"{source}_files")).select(  # noqa: E731
         "file", "rows", "status"
@@ -243,7 +248,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         files("crm"),
         spark.createDataFrame(
             [
-                (crm_a, 4, "ingested"),
+                (crm_a, 5, "ingested"),
                 (crm_b, 1, "ingested"),
                 (crm_c, 0, "empty_file"),
                 (crm_d, 2, "header_mismatch"),
@@ -353,6 +358,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         ),
         spark.createDataFrame(
             [("c1", "José", "Ñúñez", "jose@example.com", "+447700900123", "1 High Street Flat 2", "London", "SW1A 1AA"),
+             ("c5", "Long", "Text", None, None, None, None, None),
              ("c9", "Eve", "Ng", "eve@example.com", "+447700900456", None, None, None)],
             ", ".join(f"{c} STRING" for c in ("contact_id", "first_name", "last_name", "email", "phone",
                                               "address_line1", "city", "postcode")),
@@ -382,8 +388,8 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         #   + 7 quarantined + 3 deduplicated (the second p2, the resent p10 and p11)
         "events": SilverResult("events", 26, 16, 7, 3, rows_inserted=16, batches=1),
         "email_events": SilverResult("email_events", 5, 1, 4, 0, rows_inserted=1, batches=1),
-        # 7 = c1, c9 + 5 quarantined (2 ragged, 1 without id, 2 headless)
-        "crm_contacts": SilverResult("crm_contacts", 7, 2, 5, 0, rows_inserted=2, batches=1),
+        # 8 = c1, c5, c9 + 5 quarantined (2 ragged, 1 without id, 2 headless)
+        "crm_contacts": SilverResult("crm_contacts", 8, 3, 5, 0, rows_inserted=3, batches=1),
         "orders": SilverResult("orders", 2, 1, 1, 0, rows_inserted=1, batches=1),
     }
     for source, table in (

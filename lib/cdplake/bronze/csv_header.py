@@ -28,7 +28,9 @@ WIDE = 64  # the most columns a CSV export may have; wider rows are kept as corr
 WIDE_COLUMNS = tuple(f"_c{i}" for i in range(WIDE))
 _ROW = "_row"
 # Fields of a raw CSV record: remove quoted fields (with "" escapes), then count the commas.
-_QUOTED = r'"([^"]|"")*"'
+# Written as an unrolled loop: "([^"]|"")*" recurses per character in Java's regex engine
+# and overflows the stack on a long quoted value.
+_QUOTED = r'"[^"]*(?:""[^"]*)*"'
 
 
 def wide_schema_ddl() -> str:
