@@ -165,6 +165,9 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         ],
         msg(email="a@example.com", timestamp=1791200000, event="opened_twice", sg_event_id="e5"): [
             "unknown_event"
+        ],  # a 1 MB "email" of dots: rejected by length before the pattern sees it
+        msg(email="a." * 500_000 + "@example.com", timestamp=1791200000, event="open", sg_event_id="e6"): [
+            "invalid_email"
         ],
     }
     em = land(lake_env, "email", "email-0001.jsonl", "".join(x + "\n" for x in [e1, *email_bad]))
@@ -223,7 +226,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
     assert ingested == {
         # 20 + 2 + 2 + 2 (g1, g2 before the cut) + 0; five files, two of them with problems
         "events": IngestResult("events", rows=n_main + 6, files=5, problem_files=2, batches=1),
-        "email": IngestResult("email", rows=5, files=1, batches=1),
+        "email": IngestResult("email", rows=6, files=1, batches=1),
         "orders": IngestResult("orders", rows=2, files=1, batches=1),
         # 5 rows in a, 1 in b, 0 in c (empty), 2 in d (no header)
         "crm": IngestResult("crm", rows=8, files=4, problem_files=2, batches=1),
@@ -387,7 +390,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         # 26 bronze rows = 16 kept (p1-p7, p8, i1, i2, p9, big1, p10, p11, g1, g2)
         #   + 7 quarantined + 3 deduplicated (the second p2, the resent p10 and p11)
         "events": SilverResult("events", 26, 16, 7, 3, rows_inserted=16, batches=1),
-        "email_events": SilverResult("email_events", 5, 1, 4, 0, rows_inserted=1, batches=1),
+        "email_events": SilverResult("email_events", 6, 1, 5, 0, rows_inserted=1, batches=1),
         # 8 = c1, c5, c9 + 5 quarantined (2 ragged, 1 without id, 2 headless)
         "crm_contacts": SilverResult("crm_contacts", 8, 3, 5, 0, rows_inserted=3, batches=1),
         "orders": SilverResult("orders", 2, 1, 1, 0, rows_inserted=1, batches=1),

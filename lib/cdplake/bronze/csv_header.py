@@ -27,10 +27,11 @@ from cdplake.config.contracts import SourceContract
 WIDE = 64  # the most columns a CSV export may have; wider rows are kept as corrupt records
 WIDE_COLUMNS = tuple(f"_c{i}" for i in range(WIDE))
 _ROW = "_row"
-# Fields of a raw CSV record: remove quoted fields (with "" escapes), then count the commas.
-# Written as an unrolled loop: "([^"]|"")*" recurses per character in Java's regex engine
-# and overflows the stack on a long quoted value.
-_QUOTED = r'"[^"]*(?:""[^"]*)*"'
+# Fields of a raw CSV record: drop "" escapes, then quoted values, then count the commas.
+# No alternation or repeated group: Java's regex engine recurses once per repetition of a
+# group, and a long quoted value overflowed the stack (which kills a local-mode driver).
+_ESCAPED_QUOTE = '""'
+_QUOTED = '"[^"]*"'
 
 
 def wide_schema_ddl() -> str:
@@ -105,7 +106,8 @@ def _per_file(values: dict[str, Column]) -> Column:
 
 
 def _field_count(raw: Column) -> Column:
-    return F.size(F.split(F.regexp_replace(raw, _QUOTED, ""), ",", -1))
+    unquoted = F.regexp_replace(F.regexp_replace(raw, _ESCAPED_QUOTE, ""), _QUOTED, "")
+    return F.size(F.split(unquoted, ",", -1))
 
 
 def by_header(batch: DataFrame, contract: SourceContract) -> tuple[DataFrame, dict[str, FileHeader]]:

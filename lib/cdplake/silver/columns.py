@@ -70,7 +70,9 @@ def normalize_email(col: Column) -> Column:
 
 def is_valid_email(col: Column) -> Column:
     """True when ``col`` (already normalised) looks like an email address; False for null."""
-    return F.coalesce(col.rlike(EMAIL_PATTERN), F.lit(False))
+    # 254 characters is the longest address SMTP carries; the length guard also keeps a
+    # megabyte of junk away from the pattern's repeated groups (which recurse per repetition).
+    return F.coalesce(F.when(F.length(col) <= 254, col.rlike(EMAIL_PATTERN)), F.lit(False))
 
 
 def normalize_name(col: Column) -> Column:
