@@ -81,6 +81,9 @@ def test_normalize_email_and_validity(spark):
         ("jane@@example.com", "jane@@example.com", False),
         ("@example.com", "@example.com", False),
         ("jane.@example.com", "jane.@example.com", False),
+        # 64 + 1 + 177 + 12 = 254 characters, the longest valid address; one more is too long
+        ("a" * 64 + "@" + "b" * 177 + ".example.com", "a" * 64 + "@" + "b" * 177 + ".example.com", True),
+        ("a" * 64 + "@" + "b" * 178 + ".example.com", "a" * 64 + "@" + "b" * 178 + ".example.com", False),
         ("   ", None, False),
         (None, None, False),
     ]
