@@ -9,6 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from cdplake.silver.columns import (
     is_valid_email,
+    normalize_address,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -80,6 +81,9 @@ def test_normalize_email_and_validity(spark):
         ("jane@@example.com", "jane@@example.com", False),
         ("@example.com", "@example.com", False),
         ("jane.@example.com", "jane.@example.com", False),
+        # 64 + 1 + 177 + 12 = 254 characters, the longest valid address; one more is too long
+        ("a" * 64 + "@" + "b" * 177 + ".example.com", "a" * 64 + "@" + "b" * 177 + ".example.com", True),
+        ("a" * 64 + "@" + "b" * 178 + ".example.com", "a" * 64 + "@" + "b" * 178 + ".example.com", False),
         ("   ", None, False),
         (None, None, False),
     ]
@@ -100,6 +104,22 @@ def test_normalize_name(spark):
     ]
     df = spark.createDataFrame(rows, "raw STRING, expected STRING")
     assertDataFrameEqual(df.select("raw", normalize_name(F.col("raw")).alias("expected")), df)
+
+
+def test_normalize_address(spark):
+    rows = [
+        (" 1  high   st ", "1 High Street"),
+        ("1 High St.\nFlat 2", "1 High Street Flat 2"),  # a line break ends the street
+        ("12 ST ALBANS RD", "12 St Albans Road"),  # "St" not at the end is a saint
+        ("3 Park Ave, Dublin", "3 Park Avenue, Dublin"),
+        ("4 Rose Gdns", "4 Rose Gardens"),
+        ("5 Stanley Street", "5 Stanley Street"),  # already spelled out; "St" inside a word stays
+        ("Flat 2a, 7 Mill Ln", "Flat 2a, 7 Mill Lane"),
+        ("   ", None),
+        (None, None),
+    ]
+    df = spark.createDataFrame(rows, "raw STRING, expected STRING")
+    assertDataFrameEqual(df.select("raw", normalize_address(F.col("raw")).alias("expected")), df)
 
 
 def test_normalize_postcode(spark):

@@ -61,7 +61,8 @@ def test_conform_crm_splits_silver_and_quarantine(spark):
     expected_silver = spark.createDataFrame(
         [
             # 03:04:05 at +01:00 = 02:04:05 UTC
-            ("c1", "Ann", "Smith", "ann@example.com", "+447700900123", "1 High St", "London", "SW1A 1AA", "GB",
+            # the street type spelled out (cdplake.silver.columns.normalize_address)
+            ("c1", "Ann", "Smith", "ann@example.com", "+447700900123", "1 High Street", "London", "SW1A 1AA", "GB",
              dt.date(1985, 3, 7), "gold", True, dt.datetime(2026, 1, 2, 2, 4, 5, tzinfo=UTC),
              dt.datetime(2026, 10, 1, 12, 0, tzinfo=UTC), *LINEAGE),
             # epoch 1791200000 = 2026-10-05 11:33:20 UTC

@@ -17,11 +17,23 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from cdplake.bronze.sources import CORRUPT_RECORD, SOURCES, SourceSpec, crm_schema_ddl
+from cdplake.bronze import files as landed
+from cdplake.bronze.contract import contract_errors, rescued_data
+from cdplake.bronze.csv_header import WIDE_COLUMNS, FileHeader, by_header, wide_schema_ddl
+from cdplake.bronze.sources import (
+    CONTRACT_ERRORS,
+    CONTRACT_VERSION,
+    CORRUPT_RECORD,
+    RESCUED_DATA,
+    SOURCES,
+    SourceSpec,
+)
+from cdplake.config.contracts import SourceContract, load_contract
 from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
     from cdplake.config import EnvConfig
 
@@ -35,13 +47,16 @@ class IngestResult:
     Attributes:
         source: the source name.
         rows: rows appended in this run.
-        files: distinct landing files those rows came from.
+        files: landing files the run's micro-batches took (each has a row in
+            ``bronze/<source>_files``).
+        problem_files: of those, files that were empty, corrupt or had a header mismatch.
         batches: micro-batches committed (replayed batches Delta skipped are not counted).
     """
 
     source: str
     rows: int = 0
     files: int = 0
+    problem_files: int = 0
     batches: int = 0
 
 
@@ -51,33 +66,68 @@ def writer_app_id(source: str) -> str:
 
 
 def read_landing(
-    spark: SparkSession, path: str, spec: SourceSpec, *, max_files_per_trigger: int | None = None
+    spark: SparkSession,
+    path: str,
+    spec: SourceSpec,
+    *,
+    max_files_per_trigger: int | None = None,
 ) -> DataFrame:
     """A streaming read of one source's landing folder (all date sub-folders).
 
     Returns the data columns plus ``_source_file`` from the file source's hidden
     ``_metadata`` column (it must be selected here: ``foreachBatch`` cannot see it).
+    ``ignoreCorruptFiles`` keeps a truncated gzip from failing the query; the micro-batch
+    records such a file in ``bronze/<source>_files`` (see :mod:`cdplake.bronze.files`).
+
+    Args:
+        spark: the session.
+        path: the source's landing folder.
+        spec: how the source is read.
+        max_files_per_trigger: caps the files per micro-batch.
     """
     reader = (
         spark.readStream.format(spec.format)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", spec.glob)
+        .option("ignoreCorruptFiles", "true")
     )
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    columns = spec.data_columns
     if spec.format == "csv":
+        # Positional columns, mapped to the contract by each file's header in the micro-batch
+        # (cdplake.bronze.csv_header): exports add, drop and reorder columns.
+        columns = (*WIDE_COLUMNS, CORRUPT_RECORD)
         reader = (
-            reader.schema(crm_schema_ddl())
-            .option("header", "true")
+            reader.schema(wide_schema_ddl())
+            .option("header", "false")
             .option("multiLine", "true")
             .option("escape", '"')
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-            # A header that does not match the contract fails the query loudly instead of
-            # silently shifting columns (e.g. emails landing in the phone column).
-            .option("enforceSchema", "false")
         )
-    return reader.load(path).select(*spec.data_columns, F.col("_metadata.file_path").alias("_source_file"))
+    return reader.load(path).select(*columns, F.col("_metadata.file_path").alias("_source_file"))
+
+
+def with_contract(df: DataFrame, contract: SourceContract) -> DataFrame:
+    """Add ``_rescued_data``, ``_contract_errors`` (JSON sources) and ``_contract_version``.
+
+    For a JSON-lines source the raw ``value`` is held against the contract (see
+    :mod:`cdplake.bronze.contract`); a CSV source already has its contract columns and
+    ``_rescued_data`` (see :mod:`cdplake.bronze.csv_header`).
+    """
+    extra = []
+    if contract.format == "jsonl":
+        extra = [
+            rescued_data(contract, F.col("value")).alias(RESCUED_DATA),
+            contract_errors(contract, F.col("value")).alias(CONTRACT_ERRORS),
+        ]
+    return df.select(
+        *[c for c in df.columns if c != "_source_file"],
+        *extra,
+        F.lit(contract.version).alias(CONTRACT_VERSION),
+        "_source_file",
+    )
 
 
 def with_lineage(df: DataFrame, *, batch_id: str, ingested_at: Column) -> DataFrame:
@@ -87,6 +137,104 @@ def with_lineage(df: DataFrame, *, batch_id: str, ingested_at: Column) -> DataFr
         "_source_file",
         ingested_at.cast("timestamp").alias("_ingested_at"),
         F.lit(batch_id).alias("_batch_id"),
+    )
+
+
+def start_ingest(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: str,
+    run_id: str,
+    trigger: str = AVAILABLE_NOW,
+    *,
+    clock: Clock | None = None,
+    max_files_per_trigger: int | None = None,
+    totals: dict[str, int] | None = None,
+) -> StreamingQuery | None:
+    """Start one source's landing → bronze query; see :func:`ingest_source`.
+
+    With ``availableNow`` the call returns when the query has finished; with a
+    processing-time interval (``"30 seconds"``) it returns the running query, which the
+    caller stops (``query.stop()``) or waits on. Each micro-batch appends the new rows to
+    ``bronze/<source>`` and one row per landing file to ``bronze/<source>_files``, both with
+    ``txnAppId``/``txnVersion`` so a replayed batch writes nothing twice.
+
+    Args:
+        totals: when given, ``rows``, ``files``, ``problem_files`` and ``batches`` are
+            added to it as batches commit.
+
+    Returns:
+        The query, or None when nothing has ever landed for the source.
+    """
+    spec = SOURCES[source]
+    contract = load_contract(source, env.conf_dir)
+    landing = env.paths.landing(source)
+    if not path_exists(spark, landing):
+        # The file source refuses a missing folder; nothing has landed yet, nothing to do.
+        return None
+    target = env.paths.table("bronze", source)
+    files_table = env.paths.table("bronze", f"{source}_files")
+    checkpoint = env.paths.checkpoint(f"bronze_{source}")
+    counts = totals if totals is not None else {}
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        now = clock() if clock else None
+        ingested_at = F.lit(now) if now else F.current_timestamp()
+        batch_name = f"{run_id}:{batch_id}"
+        files = landed.batch_files(spark, checkpoint, batch_id)
+        errors = {f.path: landed.read_error(spark, f.path) for f in files}
+        headers: dict[str, FileHeader] = {}
+        if spec.format == "csv":
+            batch, headers = by_header(batch, contract)
+        out = with_lineage(with_contract(batch, contract), batch_id=batch_name, ingested_at=ingested_at)
+        out = out.persist()
+        try:
+            rows_per_file = {
+                r["_source_file"]: int(r["rows"])
+                for r in out.groupBy("_source_file").agg(F.count(F.lit(1)).alias("rows")).collect()
+            }
+            manifest = []
+            for f in files:
+                header = headers.get(f.path)
+                status, detail = landed.file_status(
+                    rows_per_file.get(f.path, 0),
+                    errors[f.path],
+                    header.drift(contract) if header else None,
+                    header_mismatch=bool(header and header.matches_nothing),
+                )
+                manifest.append(
+                    (source, f.path, f.size, f.modified_at, rows_per_file.get(f.path, 0), status, detail)
+                )
+            listed = {f.path for f in files}
+            for path, n in sorted(rows_per_file.items()):
+                if path not in listed:  # not expected: the log lists every file it hands out
+                    manifest.append((source, path, None, None, n, landed.INGESTED, "not in the source log"))
+            manifest_df = spark.createDataFrame(
+                [(*m, now, batch_name) for m in manifest], landed.FILES_SCHEMA
+            )
+            if now is None:
+                manifest_df = manifest_df.withColumn("_ingested_at", F.current_timestamp())
+            # A contract version that adds CSV columns adds them to the bronze table.
+            appended = append(
+                out, target, app_id=writer_app_id(source), version=batch_id, merge_schema=spec.format == "csv"
+            )
+            append(manifest_df, files_table, app_id=writer_app_id(source) + ".files", version=batch_id)
+            if appended:
+                counts["rows"] = counts.get("rows", 0) + sum(rows_per_file.values())
+                counts["files"] = counts.get("files", 0) + len(manifest)
+                counts["problem_files"] = counts.get("problem_files", 0) + sum(
+                    m[5] != landed.INGESTED for m in manifest
+                )
+                counts["batches"] = counts.get("batches", 0) + 1
+        finally:
+            out.unpersist()
+
+    return run_stream(
+        read_landing(spark, landing, spec, max_files_per_trigger=max_files_per_trigger),
+        checkpoint=checkpoint,
+        foreach_batch=write_batch,
+        trigger=trigger,
+        query_name=f"bronze_{source}",
     )
 
 
@@ -104,12 +252,13 @@ def ingest_source(
 
     Args:
         spark: the session.
-        env: the environment (paths from ``env.paths``).
+        env: the environment (paths from ``env.paths``, contracts from ``env.conf_dir``).
         source: one of ``events``, ``email``, ``orders``, ``crm``.
         run_id: stamped into ``_batch_id`` as ``"<run_id>:<micro-batch id>"``.
         trigger: ``"availableNow"`` (wait until all available files are in) or a
             processing-time interval, in which case the query keeps running and the result
-            only covers batches finished before this call returns.
+            only covers batches finished before this call returns (use :func:`start_ingest`
+            to get the query).
         clock: gives ``_ingested_at`` per micro-batch (tests fix it); Spark's current
             timestamp by default.
         max_files_per_trigger: caps the files per micro-batch (none by default).
@@ -120,34 +269,16 @@ def ingest_source(
     Raises:
         KeyError: unknown source.
     """
-    spec = SOURCES[source]
-    landing = env.paths.landing(source)
-    if not path_exists(spark, landing):
-        # The file source refuses a missing folder; nothing has landed yet, nothing to do.
-        return IngestResult(source)
-    target = env.paths.table("bronze", source)
-    totals = {"rows": 0, "files": 0, "batches": 0}
-
-    def write_batch(batch: DataFrame, batch_id: int) -> None:
-        ingested_at = F.lit(clock()) if clock else F.current_timestamp()
-        out = with_lineage(batch, batch_id=f"{run_id}:{batch_id}", ingested_at=ingested_at).persist()
-        try:
-            stats = out.agg(
-                F.count(F.lit(1)).alias("rows"), F.count_distinct("_source_file").alias("files")
-            ).first()
-            if append(out, target, app_id=writer_app_id(source), version=batch_id):
-                totals["rows"] += int(stats["rows"])
-                totals["files"] += int(stats["files"])
-                totals["batches"] += 1
-        finally:
-            out.unpersist()
-
-    run_stream(
-        read_landing(spark, landing, spec, max_files_per_trigger=max_files_per_trigger),
-        checkpoint=env.paths.checkpoint(f"bronze_{source}"),
-        foreach_batch=write_batch,
-        trigger=trigger,
-        query_name=f"bronze_{source}",
+    totals: dict[str, int] = {}
+    start_ingest(
+        spark,
+        env,
+        source,
+        run_id,
+        trigger,
+        clock=clock,
+        max_files_per_trigger=max_files_per_trigger,
+        totals=totals,
     )
     return IngestResult(source, **totals)
 
@@ -166,3 +297,15 @@ def ingest_all(
         The result per source, keyed by source name.
     """
     return {name: ingest_source(spark, env, name, run_id, trigger, clock=clock) for name in SOURCES}
+
+
+def start_all(
+    spark: SparkSession, env: EnvConfig, run_id: str, trigger: str, *, clock: Clock | None = None
+) -> list[StreamingQuery]:
+    """Start every source's query with a processing-time ``trigger`` (continuous ingest).
+
+    Returns:
+        The running queries (sources with no landing folder yet are skipped).
+    """
+    queries = [start_ingest(spark, env, name, run_id, trigger, clock=clock) for name in SOURCES]
+    return [q for q in queries if q is not None]

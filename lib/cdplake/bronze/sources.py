@@ -1,8 +1,10 @@
 """The landing contract as bronze reads it: which sources exist and how each is parsed.
 
 See ARCHITECTURE.md, "Landing formats". JSON-lines sources are read as plain text so bronze
-keeps every line untouched (a malformed line is never lost); the CRM export is read as CSV
-with every column a STRING and unparseable rows kept in ``_corrupt_record``.
+keeps every line untouched (a malformed line is never lost); the CRM export is read as CSV,
+its columns mapped to the contract by header name (:mod:`cdplake.bronze.csv_header`), with
+unparseable rows kept in ``_corrupt_record``. The fields themselves are in the versioned
+contracts, ``conf/contracts/<source>.yaml``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ CRM_COLUMNS = (
     "updated_at",
 )
 CORRUPT_RECORD = "_corrupt_record"
+RESCUED_DATA = "_rescued_data"
+CONTRACT_ERRORS = "_contract_errors"
+CONTRACT_VERSION = "_contract_version"
 LINEAGE_COLUMNS = ("_source_file", "_ingested_at", "_batch_id")
 
 
@@ -57,6 +62,6 @@ SOURCES: dict[str, SourceSpec] = {
 }
 
 
-def crm_schema_ddl() -> str:
+def crm_schema_ddl(columns: tuple[str, ...] = CRM_COLUMNS) -> str:
     """The CRM CSV read schema: every contract column a STRING, plus ``_corrupt_record``."""
-    return ", ".join(f"{c} STRING" for c in (*CRM_COLUMNS, CORRUPT_RECORD))
+    return ", ".join(f"`{c}` STRING" for c in (*columns, CORRUPT_RECORD))

@@ -1,5 +1,6 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
+from cdplake.config.contracts import ContractField, SourceContract, load_contract
 from cdplake.config.features import FeaturesConfig, Trait, load_features_config
 from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
 from cdplake.config.linkage import (
@@ -33,6 +34,9 @@ from cdplake.config.segments import (
 )
 
 __all__ = [
+    "ContractField",
+    "SourceContract",
+    "load_contract",
     "ConfigError",
     "DemoConfig",
     "EnvConfig",

@@ -98,7 +98,7 @@ def table_version(spark: SparkSession, path: str) -> int:
     return int(row["version"]) if row else -1
 
 
-def append(df: DataFrame, path: str, *, app_id: str, version: int) -> bool:
+def append(df: DataFrame, path: str, *, app_id: str, version: int, merge_schema: bool = False) -> bool:
     """Append ``df`` to the Delta table at ``path`` at most once per ``(app_id, version)``.
 
     Delta records the highest ``txnVersion`` committed for each ``txnAppId`` in the table's
@@ -111,6 +111,7 @@ def append(df: DataFrame, path: str, *, app_id: str, version: int) -> bool:
         app_id: stable id of the writer (one per stream and sink); resetting the stream's
             checkpoint restarts batch ids at 0, so it then needs a new ``app_id``.
         version: monotonically increasing number of this write, e.g. the micro-batch id.
+        merge_schema: add columns of ``df`` the table lacks (additive schema evolution).
 
     Returns:
         True when a new commit was written, False when Delta skipped a replayed version.
@@ -122,6 +123,7 @@ def append(df: DataFrame, path: str, *, app_id: str, version: int) -> bool:
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", int(version))
+        .option("mergeSchema", str(merge_schema).lower())
         .save(path)
     )
     return table_version(spark, path) > before

@@ -10,6 +10,7 @@ from cdplake.silver.build import (
 )
 from cdplake.silver.columns import (
     is_valid_email,
+    normalize_address,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -36,6 +37,7 @@ __all__ = [
     "dedupe",
     "is_valid_email",
     "merge_history",
+    "normalize_address",
     "normalize_email",
     "normalize_name",
     "normalize_phone",

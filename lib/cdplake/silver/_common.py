@@ -12,6 +12,18 @@ LINEAGE = ("_source_file", "_ingested_at", "_batch_id")
 QUARANTINE_COLUMNS = ("record", "reasons", "_source_file", "_batch_id", "_quarantined_at")
 REASONS = "_reasons"
 RECORD = "_record"
+CONTRACT_ERRORS = "_contract_errors"
+CONTRACT = "_contract"
+
+
+def contract_errors(df: DataFrame) -> Column:
+    """A bronze row's ``_contract_errors`` (e.g. ``type_mismatch:total``), as extra reasons.
+
+    Bronze tables written before contracts existed lack the column: no errors then.
+    """
+    if CONTRACT_ERRORS in df.columns:
+        return F.coalesce(F.col(CONTRACT_ERRORS), F.array().cast("array<string>"))
+    return F.array().cast("array<string>")
 
 
 def blank(col: Column) -> Column:
@@ -19,7 +31,12 @@ def blank(col: Column) -> Column:
     return F.coalesce(F.regexp_replace(col, r"\s", "") == "", F.lit(True))
 
 
-def reasons(malformed: Column, malformed_reason: str, checks: Sequence[tuple[Column, str]]) -> Column:
+def reasons(
+    malformed: Column,
+    malformed_reason: str,
+    checks: Sequence[tuple[Column, str]],
+    extra: Column | None = None,
+) -> Column:
     """The quarantine reasons of a row as ``ARRAY<STRING>`` (empty when the row is good).
 
     A malformed record gets only ``malformed_reason``: the field checks mean nothing then.
@@ -28,9 +45,14 @@ def reasons(malformed: Column, malformed_reason: str, checks: Sequence[tuple[Col
         malformed: true when the raw record could not be parsed at all.
         malformed_reason: e.g. ``malformed_json``.
         checks: ``(failed, reason)`` pairs; ``failed`` must never be null.
+        extra: reasons found before this step (an ``ARRAY<STRING>``, e.g. bronze's
+            contract errors), added after the checks'.
     """
     failed = [F.when(cond, F.lit(reason)) for cond, reason in checks]
-    return F.when(malformed, F.array(F.lit(malformed_reason))).otherwise(F.array_compact(F.array(*failed)))
+    found = F.array_compact(F.array(*failed))
+    if extra is not None:
+        found = F.concat(found, extra)
+    return F.when(malformed, F.array(F.lit(malformed_reason))).otherwise(found)
 
 
 def split_checked(

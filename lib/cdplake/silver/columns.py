@@ -70,7 +70,9 @@ def normalize_email(col: Column) -> Column:
 
 def is_valid_email(col: Column) -> Column:
     """True when ``col`` (already normalised) looks like an email address; False for null."""
-    return F.coalesce(col.rlike(EMAIL_PATTERN), F.lit(False))
+    # 254 characters is the longest address SMTP carries; the length guard also keeps a
+    # megabyte of junk away from the pattern's repeated groups (which recurse per repetition).
+    return F.coalesce(F.when(F.length(col) <= 254, col.rlike(EMAIL_PATTERN)), F.lit(False))
 
 
 def normalize_name(col: Column) -> Column:
@@ -80,6 +82,41 @@ def normalize_name(col: Column) -> Column:
     good enough for matching, not a display rule.
     """
     return _blank_to_null(F.initcap(_strip(F.regexp_replace(col, r"\s+", " "))))
+
+
+# Street-type abbreviations as people and CRMs type them -> the word. Only expanded at the end
+# of a line (or before a comma or line break), where a street type stands: "St" elsewhere
+# is usually "Saint" (St Albans Road).
+STREET_TYPES: dict[str, str] = {
+    "St": "Street",
+    "Rd": "Road",
+    "Ave": "Avenue",
+    "Av": "Avenue",
+    "Ln": "Lane",
+    "Dr": "Drive",
+    "Cl": "Close",
+    "Cres": "Crescent",
+    "Ct": "Court",
+    "Gdns": "Gardens",
+    "Pl": "Place",
+    "Sq": "Square",
+    "Terr": "Terrace",
+    "Blvd": "Boulevard",
+}
+
+
+def normalize_address(col: Column) -> Column:
+    """An address line in one spelling: words capitalised, street types spelled out, spaces collapsed.
+
+    ``"1 high st.\\nFlat 2"`` -> ``"1 High Street Flat 2"``; ``"12 ST ALBANS RD"`` ->
+    ``"12 St Albans Road"``. Null when empty.
+    """
+    s = col
+    for abbr, word in STREET_TYPES.items():
+        # before the whitespace is collapsed: a line break ends the street part
+        s = F.regexp_replace(s, rf"(?i)\b{abbr}\.?(?=[ \t]*(,|\r?\n|$))", word)
+    # initcap only starts a word after a space, so collapse tabs and line breaks first
+    return _blank_to_null(F.initcap(_strip(F.regexp_replace(s, r"\s+", " "))))
 
 
 def normalize_postcode(col: Column) -> Column:

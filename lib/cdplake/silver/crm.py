@@ -27,6 +27,7 @@ from cdplake.silver._common import (
     valid_email_or_null,
 )
 from cdplake.silver.columns import (
+    normalize_address,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -61,7 +62,7 @@ def check_crm(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFrame:
         normalize_name(c("last_name")).alias("last_name"),
         valid_email_or_null(normalize_email(c("email"))).alias("email"),
         normalize_phone(c("phone"), default_region).alias("phone"),
-        text(F.regexp_replace(c("address_line1"), r"\s+", " ")).alias("address_line1"),
+        normalize_address(c("address_line1")).alias("address_line1"),
         normalize_name(c("city")).alias("city"),
         normalize_postcode(c("postcode")).alias("postcode"),
         F.upper(text(c("country"))).alias("country"),

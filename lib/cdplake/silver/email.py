@@ -12,7 +12,17 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.silver._common import LINEAGE, REASONS, RECORD, blank, reasons, split_checked, text
+from cdplake.silver._common import (
+    CONTRACT,
+    LINEAGE,
+    REASONS,
+    RECORD,
+    blank,
+    contract_errors,
+    reasons,
+    split_checked,
+    text,
+)
 from cdplake.silver.columns import is_valid_email, normalize_email, to_utc_timestamp_any
 
 KEY = "event_id"
@@ -63,7 +73,7 @@ def check_email(bronze_df: DataFrame) -> DataFrame:
         bronze_df: ``bronze/email`` rows (``value`` + lineage).
     """
     j = F.from_json("value", _ENVELOPE, _JSON_OPTIONS)
-    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"))
+    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"), contract_errors(bronze_df).alias(CONTRACT))
     email = normalize_email(F.col("j.email"))
     out = parsed.select(
         text(F.col("j.sg_event_id")).alias("event_id"),
@@ -78,6 +88,7 @@ def check_email(bronze_df: DataFrame) -> DataFrame:
         text(F.col("j.useragent")).alias("user_agent"),
         *LINEAGE,
         F.col("value").alias(RECORD),
+        CONTRACT,
         (F.col("j").isNull() | F.col("j._corrupt_record").isNotNull()).alias("_malformed"),
     )
     checks = [
@@ -86,7 +97,9 @@ def check_email(bronze_df: DataFrame) -> DataFrame:
         (F.col("event_ts").isNull(), "unparseable_timestamp"),
         (~is_valid_email(F.col("email")), "invalid_email"),
     ]
-    return out.withColumn(REASONS, reasons(F.col("_malformed"), "malformed_json", checks)).drop("_malformed")
+    return out.withColumn(
+        REASONS, reasons(F.col("_malformed"), "malformed_json", checks, F.col(CONTRACT))
+    ).drop("_malformed", CONTRACT)
 
 
 def conform_email(

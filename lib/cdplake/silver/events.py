@@ -19,10 +19,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.silver._common import (
+    CONTRACT,
     LINEAGE,
     REASONS,
     RECORD,
     blank,
+    contract_errors,
     money,
     reasons,
     split_checked,
@@ -81,7 +83,7 @@ def check_events(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         default_region: region for phone numbers without a country code.
     """
     j = F.from_json("value", _ENVELOPE, _JSON_OPTIONS)
-    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"))
+    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"), contract_errors(bronze_df).alias(CONTRACT))
     traits = F.from_json("j.traits", _TRAITS)
     context = F.from_json("j.context", _CONTEXT)
     ctx_traits = F.from_json(context["traits"], _TRAITS)
@@ -125,6 +127,7 @@ def check_events(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         F.col("j.traits").alias("traits"),
         *LINEAGE,
         F.col("value").alias(RECORD),
+        CONTRACT,
         F.col("j").isNull().alias("_malformed"),
         F.col("j._corrupt_record").isNotNull().alias("_corrupt"),
     )
@@ -137,8 +140,8 @@ def check_events(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         (F.col("event_ts").isNull(), "unparseable_timestamp"),
     ]
     malformed = F.col("_malformed") | F.col("_corrupt")
-    return out.withColumn(REASONS, reasons(malformed, "malformed_json", checks)).drop(
-        "_malformed", "_corrupt"
+    return out.withColumn(REASONS, reasons(malformed, "malformed_json", checks, F.col(CONTRACT))).drop(
+        "_malformed", "_corrupt", CONTRACT
     )
 
 

@@ -20,10 +20,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.silver._common import (
+    CONTRACT,
     LINEAGE,
     REASONS,
     RECORD,
     blank,
+    contract_errors,
     money,
     reasons,
     split_checked,
@@ -80,7 +82,7 @@ def check_orders(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         default_region: region for phone numbers without a country code.
     """
     j = F.from_json("value", _ENVELOPE, _JSON_OPTIONS)
-    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"))
+    parsed = bronze_df.select("value", *LINEAGE, j.alias("j"), contract_errors(bronze_df).alias(CONTRACT))
     parsed = parsed.select(
         "*",
         F.from_json("j.customer", _CUSTOMER).alias("_customer"),
@@ -103,6 +105,7 @@ def check_orders(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         F.col("_items").alias("line_items"),
         *LINEAGE,
         F.col("value").alias(RECORD),
+        CONTRACT,
         (F.col("j").isNull() | F.col("j._corrupt_record").isNotNull()).alias("_malformed"),
     )
     bad_item = F.exists("line_items", lambda i: i["quantity"].isNull() | i["unit_price"].isNull())
@@ -114,7 +117,9 @@ def check_orders(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         (F.col("total").isNull(), "invalid_total"),
         (F.col("line_items").isNull() | F.coalesce(bad_item, F.lit(True)), "invalid_line_items"),
     ]
-    return out.withColumn(REASONS, reasons(F.col("_malformed"), "malformed_json", checks)).drop("_malformed")
+    return out.withColumn(
+        REASONS, reasons(F.col("_malformed"), "malformed_json", checks, F.col(CONTRACT))
+    ).drop("_malformed", CONTRACT)
 
 
 def conform_orders(
