@@ -118,6 +118,8 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
             "unknown_type"
         ],
         page("t1", "2026-10-05T25:61:00Z"): ["unparseable_timestamp"],
+        # parses, but years ahead of the clock: the plausibility rule of conf/quality/events.yaml
+        future: ["rule:events_event_ts_not_future"],
     }
     good_pages = {
         # every timestamp format, and what it means in UTC
@@ -133,7 +135,6 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
     lines = [
         *pages,
         page("p2"),
-        future,
         identify_unicode,
         identify_spaced_email,
         unknown_field,
@@ -218,7 +219,7 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
     crm_d = land(lake_env, "crm", "contacts-d.csv", "\n".join(headless) + "\n")
 
     ingested = ingest_all(spark, lake_env, "run-1", clock=lambda: T1)
-    silver = build_silver(spark, lake_env, "run-1", clock=lambda: T1)
+    silver = build_silver(spark, lake_env, "run-1", clock=lambda: T1, dataset_checks=False)
 
     # ---- bronze: every readable line kept; every file accounted for ------------------------
     n_main = len(lines)  # 7 pages + dup p2 + future + 2 identifies + p9 + big + 7 bad = 20
@@ -303,7 +304,6 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         row(EVENTS, message_id=mid, type="page", anonymous_id="a1", event_ts=utc, _source_file=ev_main, **lin)
         for mid, (_, utc) in good_pages.items()
     ] + [
-        row(EVENTS, message_id="p8", type="page", anonymous_id="a1", event_ts=ts(2031, 1, 1), _source_file=ev_main, **lin),
         row(EVENTS, message_id="i1", type="identify", user_id="u1", email="zoe.astrom+news@example.com",
             phone="+447700900123", first_name="Zoë 😀", last_name="Åström", event_ts=ts(2026, 10, 5, 9),
             # the raw traits JSON; Spark's writer escapes the emoji (the same JSON string)
@@ -361,7 +361,6 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
         ),
         spark.createDataFrame(
             [("c1", "José", "Ñúñez", "jose@example.com", "+447700900123", "1 High Street Flat 2", "London", "SW1A 1AA"),
-             ("c5", "Long", "Text", None, None, None, None, None),
              ("c9", "Eve", "Ng", "eve@example.com", "+447700900456", None, None, None)],
             ", ".join(f"{c} STRING" for c in ("contact_id", "first_name", "last_name", "email", "phone",
                                               "address_line1", "city", "postcode")),
@@ -374,6 +373,22 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
                 (too_few, ["malformed_csv"], crm_a),
                 (too_many, ["malformed_csv"], crm_a),
                 *[(line, ["malformed_csv"], crm_d) for line in headless],
+                # the 100 KB quoted value sits in the loyalty_tier column: parsed intact, then
+                # quarantined by the allowed-values rule of conf/quality/crm_contacts.yaml
+                (
+                    json.dumps(
+                        {
+                            "contact_id": "c5",
+                            "first_name": "Long",
+                            "last_name": "Text",
+                            "loyalty_tier": 'a " b, ' * 12_500,
+                            "updated_at": "2026-10-01T12:00:00Z",
+                        },
+                        separators=(",", ":"),
+                    ),
+                    ["rule:crm_loyalty_tier_known"],
+                    crm_a,
+                ),
                 # a parsed row is recorded as its non-empty columns
                 (
                     '{"first_name":"Dee","last_name":"Doe","email":"dee@example.com","updated_at":"2026-10-01T12:00:00Z"}',
@@ -387,13 +402,50 @@ def test_hostile_corpus_ends_in_silver_or_quarantine_never_a_crash(spark, lake_e
 
     # ---- the whole run reconciles: bronze rows = silver + quarantined + deduplicated -------
     assert silver == {
-        # 26 bronze rows = 16 kept (p1-p7, p8, i1, i2, p9, big1, p10, p11, g1, g2)
-        #   + 7 quarantined + 3 deduplicated (the second p2, the resent p10 and p11)
-        "events": SilverResult("events", 26, 16, 7, 3, rows_inserted=16, batches=1),
+        # 26 bronze rows = 15 kept (p1-p7, i1, i2, p9, big1, p10, p11, g1, g2)
+        #   + 8 quarantined (7 by conform, p8 by a rule) + 3 deduplicated (the second p2,
+        #   the resent p10 and p11)
+        # every page here lacks a url (a warn rule: kept, counted)
+        "events": SilverResult(
+            "events",
+            26,
+            15,
+            8,
+            3,
+            rows_inserted=15,
+            batches=1,
+            rule_failures=(
+                ("events_event_ts_not_future", "quarantine", 1),
+                ("events_page_has_url", "warn", 16),
+            ),
+        ),
         "email_events": SilverResult("email_events", 6, 1, 5, 0, rows_inserted=1, batches=1),
-        # 8 = c1, c5, c9 + 5 quarantined (2 ragged, 1 without id, 2 headless)
-        "crm_contacts": SilverResult("crm_contacts", 8, 3, 5, 0, rows_inserted=3, batches=1),
-        "orders": SilverResult("orders", 2, 1, 1, 0, rows_inserted=1, batches=1),
+        # 8 = c1, c9 + 6 quarantined (2 ragged, 1 without id, 2 headless, c5 by a rule)
+        # c1 opted in without a timestamp (a warn rule); both kept contacts start a history
+        "crm_contacts": SilverResult(
+            "crm_contacts",
+            8,
+            2,
+            6,
+            0,
+            rows_inserted=2,
+            batches=1,
+            history_inserted=2,
+            rule_failures=(
+                ("crm_loyalty_tier_known", "quarantine", 1),
+                ("crm_opt_in_has_timestamp", "warn", 1),
+            ),
+        ),
+        "orders": SilverResult(
+            "orders",
+            2,
+            1,
+            1,
+            0,
+            rows_inserted=1,
+            batches=1,
+            rule_failures=(("orders_store_id_format", "warn", 1),),
+        ),
     }
     for source, table in (
         ("events", "events"),
