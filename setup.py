@@ -35,6 +35,9 @@ setup(
             "cdplake-build-silver=cdplake_jobs.build_silver:main",
             "cdplake-resolve-identity=cdplake_jobs.resolve_identity:main",
             "cdplake-build-gold=cdplake_jobs.build_gold:main",
+            "cdplake-stream=cdplake_jobs.stream_pipeline:main",
+            "cdplake-export-segments=cdplake_jobs.export_segments:main",
+            "cdplake-membership-outbox=cdplake_jobs.membership_outbox:main",
         ]
     },
 )

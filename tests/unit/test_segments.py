@@ -34,7 +34,7 @@ def ts(month: int, day: int) -> dt.datetime:
 
 def test_repo_segments_yaml_loads():
     cfg = load_segments_config(CONF)
-    assert [s.id for s in cfg.segments] == ["recent_purchasers", "cart_abandoners"]
+    assert [s.id for s in cfg.segments] == ["recent_purchasers", "cart_abandoners", "browsing_now"]
     assert cfg.purpose_of(cfg.segments[0]).requires == ("can_email_marketing",)
     assert cfg.purposes["transactional_email"].requires == ("has_valid_email",)
 
