@@ -172,7 +172,10 @@ def main() -> None:
     now = dt.datetime.now(dt.timezone.utc)
     landing.put(f"crm/{now:%Y-%m-%d}/bench-contacts.csv", crm_export(args.files, now))
 
-    print(f"building the lake once ({args.customers} demo customers, {args.files} bench contacts)...", flush=True)
+    print(
+        f"building the lake once ({args.customers} demo customers, {args.files} bench contacts)...",
+        flush=True,
+    )
     t0 = time.monotonic()
     build = start(["jobs/stream_pipeline.py", "--trigger", "availableNow"], root, bench / "build.log")
     build_out = build.communicate()[0]
@@ -181,7 +184,9 @@ def main() -> None:
     print(f"  {time.monotonic() - t0:.0f} s: {build_out.strip().splitlines()[-2]}", flush=True)
 
     stream = start(["jobs/stream_pipeline.py", "--trigger", args.trigger], root, bench / "stream.log")
-    outbox = start(["jobs/membership_outbox.py", "--trigger", args.outbox_trigger], root, bench / "outbox.log")
+    outbox = start(
+        ["jobs/membership_outbox.py", "--trigger", args.outbox_trigger], root, bench / "outbox.log"
+    )
     cycles: list[str] = []
 
     def pump(proc: subprocess.Popen, sink: list[str]) -> None:
@@ -225,8 +230,12 @@ def main() -> None:
         for name, secs in PHASE.findall(line):
             phases.setdefault(name, []).append(float(secs))
     print()
-    print(f"trigger {args.trigger}, outbox trigger {args.outbox_trigger}, {args.files} files every {args.spacing:g} s")
-    print(f"lake: {args.customers} demo customers x {args.days} days + {args.files} bench contacts; {os.cpu_count()} cores")
+    print(
+        f"trigger {args.trigger}, outbox trigger {args.outbox_trigger}, {args.files} files every {args.spacing:g} s"
+    )
+    print(
+        f"lake: {args.customers} demo customers x {args.days} days + {args.files} bench contacts; {os.cpu_count()} cores"
+    )
     if latencies:
         print(
             f"landing -> outbox latency over {len(latencies)} files: p50 {percentile(latencies, 0.5):.1f} s, "

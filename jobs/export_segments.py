@@ -22,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = build_session(env, app_name="cdplake-export-segments")
     out = args.out or env.paths.root.rstrip("/") + "/exports"
     for item in export_segments(spark, env, out, formats=args.format, segment_ids=args.segment):
-        print(f"{item.segment_id:<24} {item.rows:>8,} rows ({item.withheld:,} withheld)  {', '.join(item.files)}")
+        print(
+            f"{item.segment_id:<24} {item.rows:>8,} rows ({item.withheld:,} withheld)  {', '.join(item.files)}"
+        )
 
 
 if __name__ == "__main__":

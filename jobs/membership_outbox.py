@@ -18,7 +18,9 @@ from cdplake.io.session import build_session
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = job_parser(__doc__.splitlines()[0])
-    parser.add_argument("--trigger", default=AVAILABLE_NOW, help='"availableNow" or an interval ("5 seconds")')
+    parser.add_argument(
+        "--trigger", default=AVAILABLE_NOW, help='"availableNow" or an interval ("5 seconds")'
+    )
     parser.add_argument("--no-json", action="store_true", help="write only the Delta outbox table")
     parser.add_argument("--timeout", type=float, default=None, help="interval trigger: stop after N seconds")
     args = parser.parse_args(argv)

@@ -36,9 +36,13 @@ def phase_logger(hold_after: str | None):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument(
-        "--trigger", default=None, help='"availableNow" or an interval such as "10 seconds" (conf/streaming.yaml)'
+        "--trigger",
+        default=None,
+        help='"availableNow" or an interval such as "10 seconds" (conf/streaming.yaml)',
     )
-    parser.add_argument("--as-of", default=None, help="fixed evaluation time for every cycle (default: the clock)")
+    parser.add_argument(
+        "--as-of", default=None, help="fixed evaluation time for every cycle (default: the clock)"
+    )
     parser.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles (interval trigger)")
     parser.add_argument("--hold-after", default=None, help="testing: CYCLE:PHASE at which to pause forever")
     args = parser.parse_args(argv)

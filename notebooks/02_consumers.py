@@ -98,13 +98,14 @@ from cdplake.consumers import OutboxPaths, run_outbox
 run_outbox(spark, cfg, "availableNow")
 outbox_paths = OutboxPaths.of(cfg)
 outbox = spark.read.format("delta").load(outbox_paths.table)
+outbox_rows = outbox.count()
 outbox.groupBy("segment_id", "event_type").count().orderBy("segment_id", "event_type").show(truncate=False)
 outbox.select("event_type", "segment_id", "email", "first_name", "occurred_at").show(5, truncate=False)
 
 # Running it again finds nothing new: the checkpoint remembers, and event ids are unique anyway.
 run_outbox(spark, cfg, "availableNow")
-outbox_again = spark.read.format("delta").load(outbox_paths.table)
-print(f"outbox rows: {outbox.count()} then {outbox_again.count()}")
+outbox_rows_again = spark.read.format("delta").load(outbox_paths.table).count()
+print(f"outbox rows: {outbox_rows} then {outbox_rows_again}")
 
 # COMMAND ----------
 

@@ -124,7 +124,9 @@ def test_realtime_features_sum_a_customers_ids_in_the_current_window(spark):
     )
     out = realtime_features(signals, customer_map, at(7.5), 300)
     # as of 12:07:30 the current window ends 12:10; C1 = 2 (u1) + 3 (a1)
-    assertDataFrameEqual(out, spark.createDataFrame([("C1", 5)], "customer_id STRING, product_views_1h BIGINT"))
+    assertDataFrameEqual(
+        out, spark.createDataFrame([("C1", 5)], "customer_id STRING, product_views_1h BIGINT")
+    )
 
 
 CDF_DDL = (

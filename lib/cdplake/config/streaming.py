@@ -93,7 +93,9 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if window % slide:
-        raise ConfigError(f"{where}: signals.slide ({signals.slide}) must divide signals.window ({signals.window})")
+        raise ConfigError(
+            f"{where}: signals.slide ({signals.slide}) must divide signals.window ({signals.window})"
+        )
     return StreamingConfig(trigger=trigger, signals=signals)
 
 

@@ -41,7 +41,10 @@ class SegmentExport:
 
 
 def segment_export_rows(
-    membership: DataFrame, profile: DataFrame, segments: SegmentsConfig, segment_ids: Sequence[str] | None = None
+    membership: DataFrame,
+    profile: DataFrame,
+    segments: SegmentsConfig,
+    segment_ids: Sequence[str] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Rows to export and the count withheld per segment.
 
@@ -76,7 +79,9 @@ def segment_export_rows(
         .join(exported, "segment_id", "left")
         .select(
             "segment_id",
-            (F.coalesce(F.col("m"), F.lit(0)) - F.coalesce(F.col("n"), F.lit(0))).cast("bigint").alias("withheld"),
+            (F.coalesce(F.col("m"), F.lit(0)) - F.coalesce(F.col("n"), F.lit(0)))
+            .cast("bigint")
+            .alias("withheld"),
         )
     )
     return rows, withheld
@@ -102,11 +107,18 @@ def write_single_file(df: DataFrame, fmt: str, target: str) -> None:
     folder = jvm.org.apache.hadoop.fs.Path(staging)
     fs = folder.getFileSystem(conf)
     parts = [s.getPath() for s in fs.listStatus(folder) if s.getPath().getName().startswith("part-")]
-    if len(parts) != 1:
+    if len(parts) > 1:
         raise RuntimeError(f"expected one part file in {staging}, found {len(parts)}")
     out = jvm.org.apache.hadoop.fs.Path(target)
     fs.delete(out, False)
-    if not fs.rename(parts[0], out):
+    if not parts:
+        # An empty frame may leave no part file at all; the platform still gets a file (for
+        # CSV, the header alone) so "segment is empty" differs from "export did not run".
+        stream = fs.create(out, True)
+        if fmt == "csv":
+            stream.write(bytearray((",".join(df.columns) + "\n").encode()))
+        stream.close()
+    elif not fs.rename(parts[0], out):
         raise RuntimeError(f"could not move {parts[0]} to {target}")
     fs.delete(folder, True)
 

@@ -84,7 +84,9 @@ def membership_events(changes: DataFrame) -> DataFrame:
         "segment_id",
         "customer_id",
         "definition_version",
-        F.when(F.col("event_type") == "entered", F.col("entered_at")).otherwise(F.col("exited_at")).alias("occurred_at"),
+        F.when(F.col("event_type") == "entered", F.col("entered_at"))
+        .otherwise(F.col("exited_at"))
+        .alias("occurred_at"),
         "entered_at",
         "qualified_values",
         F.col("_commit_version").alias("commit_version"),
@@ -122,7 +124,9 @@ class OutboxPaths:
         )
 
 
-def write_outbox_batch(batch: DataFrame, batch_id: int, paths: OutboxPaths, *, json_files: bool = True) -> int:
+def write_outbox_batch(
+    batch: DataFrame, batch_id: int, paths: OutboxPaths, *, json_files: bool = True
+) -> int:
     """Turn one change-feed micro-batch into outbox rows; returns the events in it.
 
     Idempotent: the table MERGE inserts only unseen ``event_id``s; the JSON folder of a batch
@@ -130,9 +134,7 @@ def write_outbox_batch(batch: DataFrame, batch_id: int, paths: OutboxPaths, *, j
     """
     spark = batch.sparkSession
     profile = read_table(spark, paths.profile) if table_exists(spark, paths.profile) else None
-    events = with_contact(membership_events(batch), profile).withColumn(
-        "published_at", F.current_timestamp()
-    )
+    events = with_contact(membership_events(batch), profile).withColumn("published_at", F.current_timestamp())
     events = events.localCheckpoint(eager=True)
     count = events.count()
     if count == 0:
@@ -181,7 +183,9 @@ def run_outbox(
     return run_stream(
         stream,
         checkpoint=paths.checkpoint,
-        foreach_batch=lambda batch, batch_id: write_outbox_batch(batch, batch_id, paths, json_files=json_files),
+        foreach_batch=lambda batch, batch_id: write_outbox_batch(
+            batch, batch_id, paths, json_files=json_files
+        ),
         trigger=trigger,
         query_name="outbox_membership",
     )

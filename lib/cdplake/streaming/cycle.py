@@ -210,9 +210,7 @@ def run_cycle(
         done("profile")
         allowed, _ = inc.members_of(profiles, ctx.segments)
         scope = recompute.unionByName(removed_ids)
-        inc.merge_membership_scoped(
-            spark, membership_path, allowed, scope, segment_ids, run_id, as_of
-        )
+        inc.merge_membership_scoped(spark, membership_path, allowed, scope, segment_ids, run_id, as_of)
         done("membership")
 
     sizes = inc.write_summary(spark, env, ctx.segments, run_id, as_of)

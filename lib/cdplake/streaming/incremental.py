@@ -37,7 +37,7 @@ from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.privacy.consent import enforce_consent
 from cdplake.segments import build_profile
 from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
-from cdplake.segments.membership import MEMBERSHIP_DDL, ensure_table, merge_membership, upsert_summary
+from cdplake.segments.membership import MEMBERSHIP_DDL, ensure_table, upsert_summary
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -104,9 +104,7 @@ def touched_customers(
         if now < 0 or now == before:
             continue
         keys = changed_records(spark, env.paths.table("silver", table), key, before, now)
-        parts.append(
-            new_map.where(F.col("source") == table).join(keys, "record_key").select("customer_id")
-        )
+        parts.append(new_map.where(F.col("source") == table).join(keys, "record_key").select("customer_id"))
     old_map = _at_version(spark, rc_path, previous.identity_version).select(
         "source", "record_key", F.col("customer_id").alias("old_id")
     )
@@ -142,7 +140,9 @@ def compute_profiles(
     restricts every feature join to those customers. A feature layer that computes for a set
     of customer ids directly replaces the body of this function only.
     """
-    mapping = record_customer if customers is None else record_customer.join(customers, "customer_id", "left_semi")
+    mapping = (
+        record_customer if customers is None else record_customer.join(customers, "customer_id", "left_semi")
+    )
     profile = build_profile(silver, mapping, as_of, rules)
     return with_realtime_features(profile, signals, customer_map, as_of, slide_seconds)
 

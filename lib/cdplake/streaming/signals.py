@@ -51,11 +51,7 @@ def visitor_id_value() -> Column:
     """The value matching :func:`visitor_id_type`."""
     user = F.trim(F.col("user_id"))
     anon = F.trim(F.col("anonymous_id"))
-    return (
-        F.when(F.length(user) > 0, user)
-        .when(F.length(anon) > 0, anon)
-        .otherwise(F.lit(NO_VISITOR[1]))
-    )
+    return F.when(F.length(user) > 0, user).when(F.length(anon) > 0, anon).otherwise(F.lit(NO_VISITOR[1]))
 
 
 def product_view_windows(events: DataFrame, settings: SignalSettings) -> DataFrame:
