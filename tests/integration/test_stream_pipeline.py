@@ -34,7 +34,9 @@ WAVE_1_LAST_DAY = "2026-10-30"
 @pytest.fixture(scope="module")
 def streamed(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream") / "lake"
-    env = load_env("local", conf_dir=REPO / "conf", environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
+    env = load_env(
+        "local", conf_dir=REPO / "conf", environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)}
+    )
     files = generate(DEMO).files
     store = LocalStore(root / "landing")
     results = []
@@ -94,10 +96,16 @@ def test_outbox_has_every_entry_and_exit_once(spark, streamed):
     outbox = spark.read.format("delta").load(paths.table).localCheckpoint()
     stays = gold(spark, env, "segment_membership")
     expected = stays.select(
-        F.lit("entered").alias("event_type"), "segment_id", "customer_id", F.col("entered_at").alias("occurred_at")
+        F.lit("entered").alias("event_type"),
+        "segment_id",
+        "customer_id",
+        F.col("entered_at").alias("occurred_at"),
     ).unionByName(
         stays.where(~F.col("is_member")).select(
-            F.lit("exited").alias("event_type"), "segment_id", "customer_id", F.col("exited_at").alias("occurred_at")
+            F.lit("exited").alias("event_type"),
+            "segment_id",
+            "customer_id",
+            F.col("exited_at").alias("occurred_at"),
         )
     )
     assert expected.count() > 0
@@ -108,7 +116,9 @@ def test_outbox_has_every_entry_and_exit_once(spark, streamed):
 
     shutil.rmtree(paths.checkpoint)
     run_outbox(spark, env, "availableNow")
-    assertDataFrameEqual(spark.read.format("delta").load(paths.table).drop("published_at"), outbox.drop("published_at"))
+    assertDataFrameEqual(
+        spark.read.format("delta").load(paths.table).drop("published_at"), outbox.drop("published_at")
+    )
 
     lines = [
         json.loads(line)
@@ -137,8 +147,31 @@ def test_export_writes_one_file_per_segment_with_consented_members(spark, stream
     )
     assert expected.count() > 0
     schema = "email STRING, first_name STRING, customer_id STRING, segment_id STRING, entered_at TIMESTAMP"
-    from_csv = spark.read.schema(schema).option("header", True).csv([str(out / f"{r.segment_id}.csv") for r in results])
+    from_csv = (
+        spark.read.schema(schema)
+        .option("header", True)
+        .csv([str(out / f"{r.segment_id}.csv") for r in results])
+    )
     assertDataFrameEqual(from_csv, expected)
     from_json = spark.read.schema(schema).json([str(out / f"{r.segment_id}.jsonl") for r in results])
     assertDataFrameEqual(from_json, expected)
     assert sum(r.rows for r in results) == expected.count()
+
+
+def test_write_single_file_leaves_one_plain_file_even_when_empty(spark, tmp_path):
+    from cdplake.consumers.export import write_single_file
+
+    schema = "email STRING, first_name STRING"
+    rows = spark.createDataFrame([("a@x.com", "Ann"), ("b@y.com", None)], schema).repartition(3)
+    write_single_file(rows, "csv", str(tmp_path / "s.csv"))
+    write_single_file(rows.limit(0), "csv", str(tmp_path / "empty.csv"))
+    write_single_file(rows.limit(0), "json", str(tmp_path / "empty.jsonl"))
+    # nothing else in the folder: no staging folder, no part files, no hidden .crc files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "empty.jsonl", "s.csv"]
+    assert sorted((tmp_path / "s.csv").read_text().splitlines()) == [
+        "a@x.com,Ann",
+        "b@y.com,",
+        "email,first_name",
+    ]
+    assert (tmp_path / "empty.csv").read_text() == "email,first_name\n"
+    assert (tmp_path / "empty.jsonl").read_text() == ""

@@ -121,6 +121,11 @@ def write_single_file(df: DataFrame, fmt: str, target: str) -> None:
     elif not fs.rename(parts[0], out):
         raise RuntimeError(f"could not move {parts[0]} to {target}")
     fs.delete(folder, True)
+    # Hadoop's local filesystem keeps a hidden .<name>.crc beside each file; an import folder
+    # should hold the export files only.
+    crc = jvm.org.apache.hadoop.fs.Path(out.getParent(), f".{out.getName()}.crc")
+    if fs.exists(crc):
+        fs.delete(crc, False)
 
 
 def export_segments(
