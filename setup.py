@@ -38,6 +38,9 @@ setup(
             "cdplake-train-linkage-model=cdplake_jobs.train_linkage_model:main",
             "cdplake-score-linkage=cdplake_jobs.score_linkage:main",
             "cdplake-link-records=cdplake_jobs.link_records:main",
+            "cdplake-stream=cdplake_jobs.stream_pipeline:main",
+            "cdplake-export-segments=cdplake_jobs.export_segments:main",
+            "cdplake-membership-outbox=cdplake_jobs.membership_outbox:main",
         ]
     },
 )

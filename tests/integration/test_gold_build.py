@@ -38,8 +38,9 @@ def test_build_gold_two_runs(spark, lake_env):
     # recent_purchasers (order in 30 days): Ann (13 days), Bob (8 days, refused email -> excluded)
     # cart_abandoners (cart add in 7 days after last order): Ann (10-30 > 10-20), Cat (no email -> excluded)
     assert first.profiles == 5
-    assert first.segment_sizes == {"recent_purchasers": 1, "cart_abandoners": 1}
-    assert first.excluded == {"recent_purchasers": 1, "cart_abandoners": 1}
+    # browsing_now: nobody, there is no gold/realtime_signals table (product_views_1h = 0)
+    assert first.segment_sizes == {"recent_purchasers": 1, "cart_abandoners": 1, "browsing_now": 0}
+    assert first.excluded == {"recent_purchasers": 1, "cart_abandoners": 1, "browsing_now": 0}
     assertDataFrameEqual(
         table("customer_profile").select(
             "customer_id",
@@ -106,8 +107,10 @@ def test_build_gold_two_runs(spark, lake_env):
             [
                 ("run-1", "recent_purchasers", 1, 1, 1, RUN1_AT),
                 ("run-1", "cart_abandoners", 1, 1, 1, RUN1_AT),
+                ("run-1", "browsing_now", 1, 0, 0, RUN1_AT),
                 ("run-2", "recent_purchasers", 1, 0, 0, RUN2_AT),
                 ("run-2", "cart_abandoners", 1, 0, 0, RUN2_AT),
+                ("run-2", "browsing_now", 1, 0, 0, RUN2_AT),
             ],
             "run_id STRING, segment_id STRING, definition_version INT, size BIGINT, "
             "excluded_no_consent BIGINT, computed_at TIMESTAMP",

@@ -42,6 +42,7 @@ def test_repo_segments_yaml_loads():
         "lapsing_customers",
         "vip_rfm",
         "win_back",
+        "browsing_now",
     ]
     assert {cfg.purpose_of(s).name for s in cfg.segments} == {"marketing_email"}
     assert "GB" in cfg.consent.opt_in_required_countries and "US" not in cfg.consent.opt_in_required_countries

@@ -223,6 +223,7 @@ def run_stream(
     foreach_batch: Callable[[DataFrame, int], None],
     trigger: str = AVAILABLE_NOW,
     query_name: str | None = None,
+    output_mode: str | None = None,
 ) -> StreamingQuery:
     """Run a ``foreachBatch`` streaming query with one checkpoint for its sink.
 
@@ -237,6 +238,8 @@ def run_stream(
         foreach_batch: called with each micro-batch and its id; must be idempotent.
         trigger: ``"availableNow"`` or a processing-time interval.
         query_name: optional name shown in the Spark UI and progress events.
+        output_mode: ``"update"`` for an aggregation whose batches carry changed groups
+            (Spark's default, append, emits a window only once the watermark closes it).
 
     Returns:
         The streaming query (terminated for ``availableNow``).
@@ -244,6 +247,8 @@ def run_stream(
     writer = stream_df.writeStream.foreachBatch(foreach_batch).option("checkpointLocation", checkpoint)
     if query_name:
         writer = writer.queryName(query_name)
+    if output_mode:
+        writer = writer.outputMode(output_mode)
     if trigger == AVAILABLE_NOW:
         query = writer.trigger(availableNow=True).start()
         query.awaitTermination()

@@ -15,10 +15,11 @@ from cdplake.config.identity import NeverLinkRules, load_identity_config
 from cdplake.config.segments import ConsentRules, SegmentsConfig, load_segments_config
 from cdplake.features.columns import as_utc, ts_lit
 from cdplake.features.profile import customer_features
+from cdplake.features.realtime import with_realtime_features
 
 # The identity layer's private Delta helpers stand in for cdplake.io.delta until it lands;
 # both layers then swap in one place.
-from cdplake.identity._store import overwrite, read, read_tables
+from cdplake.identity._store import exists, overwrite, read, read_tables
 from cdplake.identity.extract import SOURCES
 from cdplake.privacy.consent import customer_consent, enforce_consent, with_consent
 from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
@@ -77,6 +78,19 @@ def build_profile(
     return with_consent(profile, customer_consent(silver, consent_rc), rules, consent_rules)
 
 
+def _with_realtime(spark: SparkSession, env: EnvConfig, profile: DataFrame, as_of: dt.datetime) -> DataFrame:
+    """Add product_views_1h from gold/realtime_signals (written by the stream; 0 without it)."""
+    from cdplake.config.streaming import load_streaming_config
+
+    signals_path = env.paths.table(GOLD_LAYER, "realtime_signals")
+    if not exists(spark, signals_path):
+        return with_realtime_features(profile, None, None, as_of, 1)
+    signals = read(spark, signals_path)
+    customer_map = read_tables(spark, env, "identity", ("customer_map",))["customer_map"]
+    slide = load_streaming_config(env.conf_dir).signals.slide_seconds
+    return with_realtime_features(profile, signals, customer_map, as_of, slide)
+
+
 def build_gold(
     spark: SparkSession,
     env: EnvConfig,
@@ -118,7 +132,10 @@ def build_gold(
     profile_path = env.paths.table(GOLD_LAYER, "customer_profile")
     profile = build_profile(
         silver, record_customer, as_of, rules, features=features, consent_rules=segments.consent
-    ).select("*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id"))
+    )
+    profile = _with_realtime(spark, env, profile, as_of).select(
+        "*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id")
+    )
     overwrite(profile, profile_path)
     # Segments read the written profile rather than recomputing the feature joins.
     profile = read(spark, profile_path)

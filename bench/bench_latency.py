@@ -1,0 +1,252 @@
+"""Streaming latency: a raw file landing -> the membership change readable by the outbox consumer.
+
+    .venv/bin/python bench/bench_latency.py                      # 20 files, 10 s trigger
+    .venv/bin/python bench/bench_latency.py --files 30 --trigger "10 seconds" --customers 500
+
+Sets up a fresh lake under .bench/latency: demo data at ``--customers`` scale plus a CRM
+export of ``--files`` opted-in bench contacts, built once with ``--trigger availableNow``.
+Then it starts two real processes, the streaming job (``jobs/stream_pipeline.py --trigger
+<T>``, live clock) and the outbox consumer (``jobs/membership_outbox.py --trigger
+<outbox interval>``), and lands one Segment events file every ``--spacing`` seconds. File
+*i* identifies bench contact *i* and has three product views timestamped at landing, which
+puts that customer into ``browsing_now``. Latency of file *i* = the first time an
+``entered``/``browsing_now`` event for contact *i* is in the outbox's JSON files minus the
+time the file landed (atomic rename). Prints p50/p95/max and the stream's mean seconds per
+cycle phase, i.e. what dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lib"))
+
+from cdplake.config import load_env  # noqa: E402
+from cdplake.landing import generate, write_landing  # noqa: E402
+from cdplake.landing.store import LocalStore  # noqa: E402
+
+BENCH_DOMAIN = "cdplake-bench.net"
+CRM_HEADER = (
+    "contact_id,first_name,last_name,email,phone,address_line1,city,postcode,country,"
+    "date_of_birth,loyalty_tier,email_opt_in,email_opt_in_at,updated_at"
+)
+PHASE = re.compile(r"(\w+)=([\d.]+)s")
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def email(i: int) -> str:
+    return f"bench{i:03d}@{BENCH_DOMAIN}"
+
+
+def crm_export(n: int, now: dt.datetime) -> bytes:
+    rows = [CRM_HEADER]
+    for i in range(n):
+        rows.append(
+            f"BENCH{i:04d},Bench{i},Tester,{email(i)},,1 Bench Road,London,N1 9GU,GB,1990-01-01,gold,"
+            f"true,2026-01-01T00:00:00Z,{iso(now)}"
+        )
+    return ("\n".join(rows) + "\n").encode()
+
+
+def events_file(i: int, now: dt.datetime) -> bytes:
+    user = f"bench-u{i:03d}"
+    lines = [
+        {
+            "messageId": f"bench-{i}-identify",
+            "type": "identify",
+            "userId": user,
+            "traits": {"email": email(i), "firstName": f"Bench{i}"},
+            "timestamp": iso(now),
+            "sentAt": iso(now),
+        }
+    ]
+    for v in range(3):
+        lines.append(
+            {
+                "messageId": f"bench-{i}-view-{v}",
+                "type": "track",
+                "event": "Product Viewed",
+                "userId": user,
+                "properties": {"product_id": f"prod_{1000 + v}", "category": "footwear", "price": 50.0},
+                "timestamp": iso(now),
+                "sentAt": iso(now),
+            }
+        )
+    return ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
+
+
+def job_env(root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CDPLAKE__STORAGE__ROOT": str(root),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+
+def start(cmd: list[str], root: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *cmd],
+        cwd=REPO,
+        env=job_env(root),
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+        bufsize=1,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def outbox_entries(json_dir: Path) -> dict[str, float]:
+    """email -> mtime of the first outbox file holding its browsing_now entry."""
+    seen: dict[str, float] = {}
+    for name in glob.glob(str(json_dir / "batch=*" / "part-*.json")):
+        mtime = os.path.getmtime(name)
+        with open(name) as fh:
+            for line in fh:
+                event = json.loads(line)
+                if event.get("segment_id") == "browsing_now" and event.get("event_type") == "entered":
+                    key = event.get("email") or ""
+                    seen[key] = min(seen.get(key, mtime), mtime)
+    return seen
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--trigger", default="10 seconds")
+    parser.add_argument("--outbox-trigger", default="2 seconds")
+    parser.add_argument("--spacing", type=float, default=6.0, help="seconds between landed files")
+    parser.add_argument("--customers", type=int, default=200, help="demo scale of the lake behind")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
+    parser.add_argument("--root", default=str(REPO / ".bench" / "latency"))
+    args = parser.parse_args()
+
+    bench = Path(args.root)
+    shutil.rmtree(bench, ignore_errors=True)
+    root = bench / "lake"
+    env = load_env(
+        "local",
+        environ={
+            **os.environ,
+            "CDPLAKE__STORAGE__ROOT": str(root),
+            "CDPLAKE__DEMO__CUSTOMERS": str(args.customers),
+            "CDPLAKE__DEMO__DAYS": str(args.days),
+        },
+    )
+    write_landing(env, generate(env.demo))
+    landing = LocalStore(root / "landing")
+    now = dt.datetime.now(dt.timezone.utc)
+    landing.put(f"crm/{now:%Y-%m-%d}/bench-contacts.csv", crm_export(args.files, now))
+
+    print(
+        f"building the lake once ({args.customers} demo customers, {args.files} bench contacts)...",
+        flush=True,
+    )
+    t0 = time.monotonic()
+    build = start(["jobs/stream_pipeline.py", "--trigger", "availableNow"], root, bench / "build.log")
+    build_out = build.communicate()[0]
+    if build.returncode != 0:
+        raise SystemExit(f"initial build failed; see {bench / 'build.log'}")
+    print(f"  {time.monotonic() - t0:.0f} s: {build_out.strip().splitlines()[-2]}", flush=True)
+
+    stream = start(["jobs/stream_pipeline.py", "--trigger", args.trigger], root, bench / "stream.log")
+    outbox = start(
+        ["jobs/membership_outbox.py", "--trigger", args.outbox_trigger], root, bench / "outbox.log"
+    )
+    cycles: list[str] = []
+
+    def pump(proc: subprocess.Popen, sink: list[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, args=(stream, cycles), daemon=True).start()
+    threading.Thread(target=pump, args=(outbox, []), daemon=True).start()
+    json_dir = root / "outbox" / "membership"
+    try:
+        # Wait for both to be running steadily: a first cycle done and the outbox caught up
+        # with the initial build (its entries are in the JSON files).
+        deadline = time.monotonic() + args.timeout
+        while not any(c.startswith("cycle ") for c in cycles) or not glob.glob(str(json_dir / "batch=*")):
+            if time.monotonic() > deadline or stream.poll() is not None or outbox.poll() is not None:
+                raise SystemExit("stream or outbox did not start; see the logs in " + str(bench))
+            time.sleep(0.5)
+        print("stream and outbox running; landing files...", flush=True)
+        landed: dict[str, float] = {}
+        for i in range(args.files):
+            moment = dt.datetime.now(dt.timezone.utc)
+            landing.put(f"events/{moment:%Y-%m-%d}/bench-{i:03d}.jsonl", events_file(i, moment))
+            landed[email(i)] = time.time()
+            time.sleep(args.spacing)
+        deadline = time.monotonic() + args.timeout
+        while True:
+            seen = outbox_entries(json_dir)
+            if all(e in seen for e in landed) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        stop(stream)
+        stop(outbox)
+
+    latencies = [seen[e] - landed[e] for e in landed if e in seen]
+    missing = [e for e in landed if e not in seen]
+    phases: dict[str, list[float]] = {}
+    busy = [c for c in cycles if c.startswith("cycle ") and "nothing new" not in c]
+    for line in busy:
+        for name, secs in PHASE.findall(line):
+            phases.setdefault(name, []).append(float(secs))
+    print()
+    print(
+        f"trigger {args.trigger}, outbox trigger {args.outbox_trigger}, {args.files} files every {args.spacing:g} s"
+    )
+    print(
+        f"lake: {args.customers} demo customers x {args.days} days + {args.files} bench contacts; {os.cpu_count()} cores"
+    )
+    if latencies:
+        print(
+            f"landing -> outbox latency over {len(latencies)} files: p50 {percentile(latencies, 0.5):.1f} s, "
+            f"p95 {percentile(latencies, 0.95):.1f} s, max {max(latencies):.1f} s"
+        )
+    if missing:
+        print(f"NOT SEEN within the timeout: {len(missing)} files ({', '.join(missing[:5])}...)")
+    print(f"cycles with new data: {len(busy)}; mean seconds per phase:")
+    for name, values in sorted(phases.items(), key=lambda kv: -statistics.mean(kv[1])):
+        print(f"  {name:<11} {statistics.mean(values):6.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""One micro-batch cycle of the streaming pipeline, and the loop that repeats it.
+
+A cycle: new landing files -> bronze -> silver (both Structured Streaming queries with an
+``availableNow`` trigger and their own checkpoints) -> real-time signals (a windowed stream
+over silver/events) -> identity (a full re-resolve: it is a graph over all records, and
+customer ids depend on whole components) -> gold for the touched customers only
+(:mod:`cdplake.streaming.incremental`) -> one row in the progress table
+(:mod:`cdplake.streaming.progress`). The loop runs cycles once (``availableNow``, for a
+scheduler) or every interval (``"10 seconds"``, like Spark's processing-time trigger: a
+cycle that overruns is followed at once by the next).
+
+Exactly-once: every step is idempotent given its input, and a cycle's input is recorded
+only when its last gold write has committed, so a process killed anywhere redoes the
+unfinished cycle on restart with the same cycle id, the same ``run_id`` and (with a fixed
+``as_of``) the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import functions as F
+
+from cdplake.config.identity import IdentityConfig, load_identity_config
+from cdplake.config.features import FeaturesConfig, load_features_config
+from cdplake.config.segments import SegmentsConfig, load_segments_config
+from cdplake.config.streaming import AVAILABLE_NOW, StreamingConfig, check_trigger, interval_seconds
+from cdplake.features.columns import as_utc, ts_lit
+from cdplake.identity.extract import SOURCES
+from cdplake.io.delta import read_table, table_exists, table_version
+from cdplake.segments.evaluate import MEMBER_COLUMNS
+from cdplake.segments.membership import merge_membership
+from cdplake.streaming import incremental as inc
+from cdplake.streaming.progress import CycleProgress, commit_progress, cycle_run_id, last_progress
+from cdplake.streaming.signals import update_signals
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from cdplake.config import EnvConfig
+
+PHASES = ("bronze", "silver", "signals", "identity", "profile", "membership", "summary", "commit")
+PhaseHook = Callable[[int, str], None]
+Clock = Callable[[], dt.datetime]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle did.
+
+    Attributes:
+        cycle_id: the cycle's number (also in its ``run_id``).
+        committed: False when there was nothing to do (no progress row written).
+        new_files: landing files ingested into bronze this cycle.
+        touched: customers recomputed; ``removed``: customer ids deleted (merged away).
+        full_rebuild: every customer was recomputed.
+        seconds: wall time per phase.
+        segment_sizes: open stays per segment after the cycle.
+    """
+
+    cycle_id: int
+    committed: bool
+    new_files: int = 0
+    touched: int = 0
+    removed: int = 0
+    full_rebuild: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    segment_sizes: dict[str, int] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """One line for logs."""
+        timing = " ".join(f"{k}={v:.1f}s" for k, v in self.seconds.items())
+        if not self.committed:
+            return f"cycle {self.cycle_id}: nothing new ({self.new_files} files; {timing})"
+        kind = "full" if self.full_rebuild else "incremental"
+        return (
+            f"cycle {self.cycle_id}: {self.new_files} files, {kind}, {self.touched} customers recomputed, "
+            f"{self.removed} removed; sizes {self.segment_sizes}; {timing}"
+        )
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """Configuration a cycle needs besides the environment (loaded once per run)."""
+
+    streaming: StreamingConfig
+    segments: SegmentsConfig
+    identity: IdentityConfig
+    features: FeaturesConfig
+
+    @classmethod
+    def load(cls, env: EnvConfig) -> CycleContext:
+        from cdplake.config.streaming import load_streaming_config
+
+        return cls(
+            streaming=load_streaming_config(env.conf_dir),
+            segments=load_segments_config(env.conf_dir),
+            identity=load_identity_config(env.conf_dir),
+            features=load_features_config(env.conf_dir),
+        )
+
+
+def run_cycle(
+    spark: SparkSession,
+    env: EnvConfig,
+    ctx: CycleContext,
+    *,
+    as_of: dt.datetime | None = None,
+    clock: Clock = _utc_now,
+    on_phase: PhaseHook | None = None,
+) -> CycleResult:
+    """Run one cycle over whatever landed since the last one (see the module docstring).
+
+    Args:
+        spark: the session.
+        env: the environment.
+        ctx: streaming, segment and identity settings.
+        as_of: evaluation time of the gold step; ``clock()`` at the cycle's start when None.
+        clock: the wall clock (tests fix it).
+        on_phase: called with ``(cycle_id, phase)`` after each phase of :data:`PHASES`.
+    """
+    from cdplake.bronze import ingest_all
+    from cdplake.identity import resolve_identities
+    from cdplake.silver import build_silver
+
+    previous = last_progress(spark, env)
+    cycle_id = (previous.cycle_id if previous else 0) + 1
+    run_id = cycle_run_id(cycle_id)
+    as_of = as_utc(as_of or clock())
+    seconds: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def done(phase: str) -> None:
+        now = time.perf_counter()
+        seconds[phase] = now - mark[0]
+        mark[0] = now
+        if on_phase:
+            on_phase(cycle_id, phase)
+
+    ingested = ingest_all(spark, env, run_id)
+    new_files = sum(r.files for r in ingested.values())
+    done("bronze")
+    build_silver(spark, env, run_id)
+    done("silver")
+    signals_path = env.paths.table("gold", "realtime_signals")
+    update_signals(spark, env, ctx.streaming.signals)
+    done("signals")
+
+    versions = inc.silver_versions(spark, env)
+    rc_path = env.paths.table("identity", "record_customer")
+    skipped = CycleResult(cycle_id, committed=False, new_files=new_files, seconds=seconds)
+    if all(v < 0 for v in versions.values()):
+        return skipped  # nothing has landed yet
+    silver_changed = previous is None or versions != previous.silver_versions
+    if silver_changed or not table_exists(spark, rc_path):
+        resolve_identities(spark, env, run_id, config=ctx.identity)
+    done("identity")
+
+    identity_version = table_version(spark, rc_path)
+    record_customer = read_table(spark, rc_path)
+    customer_map = read_table(spark, env.paths.table("identity", "customer_map"))
+    signals = read_table(spark, signals_path) if table_exists(spark, signals_path) else None
+    slide = ctx.streaming.signals.slide_seconds
+    silver = {
+        name: read_table(spark, env.paths.table("silver", name))
+        for name in SOURCES
+        if table_exists(spark, env.paths.table("silver", name))
+    }
+    profile_path = env.paths.table("gold", "customer_profile")
+    rules = ctx.identity.never_link
+
+    def profiles_for(customers: DataFrame | None) -> DataFrame:
+        computed = inc.compute_profiles(
+            silver,
+            record_customer,
+            customer_map,
+            customers,
+            as_of,
+            rules,
+            signals,
+            slide,
+            features=ctx.features,
+            consent_rules=ctx.segments.consent,
+        )
+        return computed.select("*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id"))
+
+    full = previous is None or inc.profile_needs_rebuild(spark, profile_path, profiles_for(None).columns)
+    membership_path = env.paths.table("gold", "segment_membership")
+    segment_ids = [d.id for d in ctx.segments.segments]
+    if full:
+        profiles_for(None).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            profile_path
+        )
+        touched, removed = read_table(spark, profile_path).count(), 0
+        done("profile")
+        allowed, _ = inc.members_of(read_table(spark, profile_path), ctx.segments)
+        allowed = allowed.select(*MEMBER_COLUMNS).localCheckpoint(eager=True)
+        merge_membership(spark, membership_path, allowed, segment_ids, run_id, as_of)
+        done("membership")
+    else:
+        assert previous is not None
+        identity_moved = identity_version != previous.identity_version
+        moments = [as_of] + ([previous.as_of] if previous.as_of else [])
+        active = inc.realtime_active(signals, customer_map, moments, slide)
+        if not (silver_changed or identity_moved) and (as_of == as_utc(previous.as_of) or active.isEmpty()):
+            return skipped
+        found = inc.touched_customers(spark, env, previous, versions, record_customer, active)
+        # Pinned: the sets must not be re-derived from tables this cycle is about to change.
+        recompute = found.recompute.localCheckpoint(eager=True)
+        removed_ids = found.removed.localCheckpoint(eager=True)
+        profiles = profiles_for(recompute).localCheckpoint(eager=True)
+        touched, removed = profiles.count(), removed_ids.count()
+        inc.merge_profiles(spark, profile_path, profiles, removed_ids)
+        done("profile")
+        allowed, _ = inc.members_of(profiles, ctx.segments)
+        scope = recompute.unionByName(removed_ids)
+        inc.merge_membership_scoped(spark, membership_path, allowed, scope, segment_ids, run_id, as_of)
+        done("membership")
+
+    sizes = inc.write_summary(spark, env, ctx.segments, run_id, as_of)
+    done("summary")
+    commit_progress(
+        spark,
+        env,
+        CycleProgress(
+            cycle_id=cycle_id,
+            silver_versions=versions,
+            identity_version=identity_version,
+            as_of=as_of,
+            touched_customers=touched,
+            removed_customers=removed,
+            full_rebuild=full,
+        ),
+    )
+    done("commit")
+    return CycleResult(
+        cycle_id,
+        committed=True,
+        new_files=new_files,
+        touched=touched,
+        removed=removed,
+        full_rebuild=full,
+        seconds=seconds,
+        segment_sizes=sizes,
+    )
+
+
+def run_stream_pipeline(
+    spark: SparkSession,
+    env: EnvConfig,
+    *,
+    trigger: str | None = None,
+    as_of: dt.datetime | None = None,
+    max_cycles: int | None = None,
+    ctx: CycleContext | None = None,
+    clock: Clock = _utc_now,
+    on_phase: PhaseHook | None = None,
+    on_cycle: Callable[[CycleResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[CycleResult]:
+    """Run cycles: once for ``availableNow``, else every ``trigger`` interval until stopped.
+
+    Args:
+        spark: the session.
+        env: the environment.
+        trigger: ``availableNow`` or ``"10 seconds"``-style; ``conf/streaming.yaml`` by default.
+        as_of: a fixed evaluation time for every cycle (backfills, tests); the clock when None.
+        max_cycles: stop after this many cycles (processing-time mode; None: run forever).
+        ctx: settings; loaded from ``env.conf_dir`` by default.
+        clock: the wall clock.
+        on_phase: called after every phase (see :func:`run_cycle`).
+        on_cycle: called with each cycle's result.
+        should_stop: polled between cycles (e.g. set by a SIGTERM handler).
+
+    Returns:
+        Every cycle's result, in order.
+    """
+    ctx = ctx or CycleContext.load(env)
+    trigger = check_trigger(trigger or ctx.streaming.trigger)
+    interval = None if trigger == AVAILABLE_NOW else interval_seconds(trigger)
+    results: list[CycleResult] = []
+    while True:
+        started = time.monotonic()
+        result = run_cycle(spark, env, ctx, as_of=as_of, clock=clock, on_phase=on_phase)
+        results.append(result)
+        if on_cycle:
+            on_cycle(result)
+        if interval is None or (max_cycles is not None and len(results) >= max_cycles):
+            return results
+        while time.monotonic() - started < interval:
+            if should_stop and should_stop():
+                return results
+            time.sleep(min(0.2, interval - (time.monotonic() - started)))
+        if should_stop and should_stop():
+            return results

@@ -1,0 +1,294 @@
+"""Incremental gold: recompute only the customers new data touched, and merge them into gold.
+
+Which customers a cycle touches (:func:`touched_customers`):
+
+* records new or changed in a silver table since the last committed cycle: the rows of the
+  table's current version whose ``(key, _batch_id)`` is not in the version the last cycle
+  read (Delta time travel; a CRM update brings a new ``_batch_id``), mapped to customers by
+  the new identity/record_customer;
+* records whose customer id changed between the identity the last cycle used and the new
+  one (identity is re-resolved in full each cycle, and merging two components re-mints an
+  id): both the old id (if it still exists) and the new one are recomputed; an old id that
+  no longer exists is *removed* from the profile and its open stays are closed;
+* customers with real-time activity (a non-zero ``product_views_1h`` stored, or views in
+  the current window), because their value moves with the clock even without new records.
+
+Time windows of untouched customers (``product_views_30d``, ``days_since_last_order``...)
+age only when they are recomputed: schedule a full ``cdplake-build-gold`` (e.g. nightly)
+next to the stream; it writes the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cdplake.config.identity import NeverLinkRules
+from cdplake.config.features import FeaturesConfig
+from cdplake.config.segments import ConsentRules, SegmentsConfig
+from cdplake.features.columns import ts_lit
+from cdplake.features.realtime import current_window_end, with_realtime_features
+from cdplake.identity.extract import SOURCES
+from cdplake.io.delta import read_table, table_exists, table_version
+from cdplake.privacy.consent import enforce_consent
+from cdplake.segments import build_profile
+from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
+from cdplake.segments.membership import MEMBERSHIP_DDL, ensure_table, upsert_summary
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from cdplake.config import EnvConfig
+    from cdplake.streaming.progress import CycleProgress
+
+GOLD = "gold"
+
+
+def silver_versions(spark: SparkSession, env: EnvConfig) -> dict[str, int]:
+    """Current Delta version of every silver table identity reads (-1: not created yet)."""
+    return {name: table_version(spark, env.paths.table("silver", name)) for name in SOURCES}
+
+
+def _at_version(spark: SparkSession, path: str, version: int) -> DataFrame:
+    return spark.read.format("delta").option("versionAsOf", version).load(path)
+
+
+def changed_records(spark: SparkSession, path: str, key: str, before: int, now: int) -> DataFrame:
+    """``record_key`` of rows in version ``now`` of a silver table that version ``before`` lacked.
+
+    A row counts as changed when its ``(key, _batch_id)`` pair is new: an inserted key, or a
+    key updated from a later bronze batch. ``before = -1`` means every row.
+    """
+    current = _at_version(spark, path, now).select(F.col(key).cast("string").alias("record_key"), "_batch_id")
+    if before < 0:
+        return current.select("record_key").distinct()
+    old = _at_version(spark, path, before).select(F.col(key).cast("string").alias("record_key"), "_batch_id")
+    return current.join(old, ["record_key", "_batch_id"], "left_anti").select("record_key").distinct()
+
+
+@dataclass(frozen=True)
+class Touched:
+    """Customers a cycle recomputes and customer ids it removes (both ``customer_id`` frames)."""
+
+    recompute: DataFrame
+    removed: DataFrame
+
+
+def touched_customers(
+    spark: SparkSession,
+    env: EnvConfig,
+    previous: CycleProgress,
+    versions_now: Mapping[str, int],
+    record_customer: DataFrame,
+    realtime_active: DataFrame,
+) -> Touched:
+    """Customers touched since ``previous`` (see the module docstring for the three reasons).
+
+    Args:
+        spark: the session.
+        env: the environment (paths).
+        previous: the last committed cycle (its silver and identity versions).
+        versions_now: silver versions this cycle reads.
+        record_customer: identity/record_customer as resolved this cycle.
+        realtime_active: ``customer_id`` of customers whose real-time features may move.
+    """
+    rc_path = env.paths.table("identity", "record_customer")
+    new_map = record_customer.select("source", "record_key", "customer_id")
+    parts: list[DataFrame] = [realtime_active.select("customer_id")]
+    for table, key in SOURCES.items():
+        before, now = previous.silver_versions.get(table, -1), versions_now.get(table, -1)
+        if now < 0 or now == before:
+            continue
+        keys = changed_records(spark, env.paths.table("silver", table), key, before, now)
+        parts.append(new_map.where(F.col("source") == table).join(keys, "record_key").select("customer_id"))
+    old_map = _at_version(spark, rc_path, previous.identity_version).select(
+        "source", "record_key", F.col("customer_id").alias("old_id")
+    )
+    moved = new_map.join(old_map, ["source", "record_key"], "full_outer").where(
+        ~F.col("customer_id").eqNullSafe(F.col("old_id"))
+    )
+    parts.append(moved.where(F.col("customer_id").isNotNull()).select("customer_id"))
+    existing = new_map.select("customer_id").distinct()
+    old_ids = moved.where(F.col("old_id").isNotNull()).select(F.col("old_id").alias("customer_id")).distinct()
+    parts.append(old_ids.join(existing, "customer_id", "left_semi"))
+    recompute = parts[0]
+    for part in parts[1:]:
+        recompute = recompute.unionByName(part)
+    return Touched(
+        recompute=recompute.distinct(),
+        removed=old_ids.join(existing, "customer_id", "left_anti"),
+    )
+
+
+def compute_profiles(
+    silver: Mapping[str, DataFrame],
+    record_customer: DataFrame,
+    customer_map: DataFrame,
+    customers: DataFrame | None,
+    as_of: dt.datetime,
+    rules: NeverLinkRules | None,
+    signals: DataFrame | None,
+    slide_seconds: int,
+    *,
+    features: FeaturesConfig | None = None,
+    consent_rules: ConsentRules | None = None,
+) -> DataFrame:
+    """Profile rows (features, consent, real-time features) of ``customers``; all when None.
+
+    The one seam between the stream and the feature code. The feature layer computes only
+    the given customers, while ranks such as RFM scores are still taken over every buyer, so
+    a recomputed row equals the row a full build would write.
+    """
+    profile = build_profile(
+        silver,
+        record_customer,
+        as_of,
+        rules,
+        features=features,
+        consent_rules=consent_rules,
+        customers=customers,
+    )
+    return with_realtime_features(profile, signals, customer_map, as_of, slide_seconds)
+
+
+def realtime_active(
+    signals: DataFrame | None, customer_map: DataFrame, moments: Sequence[dt.datetime], slide_seconds: int
+) -> DataFrame:
+    """Customers with product views in the window current at any of ``moments``.
+
+    Called with this cycle's and the last committed cycle's ``as_of``: a customer whose
+    stored ``product_views_1h`` is non-zero had views in the window of the cycle that stored
+    it, so it is recomputed by the next cycle and drops back to 0 there. Derived from the
+    signals table only (not from the stored profile) so a cycle redone after a crash picks
+    the same customers as the attempt that died.
+    """
+    spark = customer_map.sparkSession
+    if signals is None or not moments:
+        return spark.createDataFrame([], "customer_id STRING")
+    ends = sorted({current_window_end(m, slide_seconds) for m in moments})
+    ids = signals.where(F.col("window_end").isin([ts_lit(e) for e in ends])).select("id_type", "id_value")
+    return customer_map.join(ids, ["id_type", "id_value"], "left_semi").select("customer_id").distinct()
+
+
+def merge_profiles(spark: SparkSession, path: str, profiles: DataFrame, removed: DataFrame) -> None:
+    """Upsert recomputed profile rows and delete removed customer ids, in one commit."""
+    from delta.tables import DeltaTable
+
+    columns = profiles.columns
+    source = profiles.withColumn("_remove", F.lit(False)).unionByName(
+        removed.select("customer_id", F.lit(True).alias("_remove")), allowMissingColumns=True
+    )
+    values = {c: F.col(f"s.`{c}`") for c in columns}
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(source.alias("s"), "t.customer_id = s.customer_id")
+        .whenMatchedDelete(condition="s._remove")
+        .whenMatchedUpdate(condition="NOT s._remove", set=values)
+        .whenNotMatchedInsert(condition="NOT s._remove", values=values)
+        .execute()
+    )
+
+
+def merge_membership_scoped(
+    spark: SparkSession,
+    path: str,
+    members: DataFrame,
+    scope: DataFrame,
+    segment_ids: Sequence[str],
+    run_id: str,
+    run_at: dt.datetime,
+) -> None:
+    """Like :func:`cdplake.segments.merge_membership`, but only for the customers in ``scope``.
+
+    Open stays of ``scope`` customers in ``segment_ids`` that ``members`` no longer holds are
+    closed at ``run_at``; members without an open stay get a new one. Customers outside
+    ``scope`` are not looked at. Idempotent: replaying the same input finds nothing to do.
+    """
+    from delta.tables import DeltaTable
+
+    ensure_table(spark, path, MEMBERSHIP_DDL, change_data_feed=True)
+    stay = ["segment_id", "customer_id", "definition_version"]
+    opened = (
+        read_table(spark, path)
+        .where(F.col("is_member") & F.col("segment_id").isin(list(segment_ids)))
+        .join(scope.select("customer_id").distinct(), "customer_id", "left_semi")
+    )
+    new = members.select(*MEMBER_COLUMNS)
+    to_close = opened.join(new, stay, "left_anti").select(
+        "segment_id", "customer_id", "entered_at", F.lit("close").alias("_action")
+    )
+    to_open = new.join(opened, stay, "left_anti").withColumn("_action", F.lit("open"))
+    # Pin the changes: the MERGE rewrites the table this source was computed from.
+    source = to_close.unionByName(to_open, allowMissingColumns=True).localCheckpoint(eager=True)
+    at = ts_lit(run_at)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(
+            source.alias("s"),
+            "s._action = 'close' AND t.is_member AND t.segment_id = s.segment_id "
+            "AND t.customer_id = s.customer_id AND t.entered_at = s.entered_at",
+        )
+        .whenMatchedUpdate(set={"exited_at": at, "is_member": F.lit(False), "run_id": F.lit(run_id)})
+        .whenNotMatchedInsert(
+            condition="s._action = 'open'",
+            values={
+                "segment_id": F.col("s.segment_id"),
+                "customer_id": F.col("s.customer_id"),
+                "definition_version": F.col("s.definition_version"),
+                "entered_at": at,
+                "exited_at": F.lit(None).cast("timestamp"),
+                "is_member": F.lit(True),
+                "qualified_values": F.col("s.qualified_values"),
+                "run_id": F.lit(run_id),
+            },
+        )
+        .execute()
+    )
+
+
+def members_of(profile: DataFrame, segments: SegmentsConfig) -> tuple[DataFrame, DataFrame]:
+    """``(allowed, excluded)`` members of every segment over ``profile``, consent applied."""
+    qualified = evaluate_segments(profile, segments.segments)
+    return enforce_consent(qualified, profile, segments.segments, segments.purposes)
+
+
+def write_summary(
+    spark: SparkSession, env: EnvConfig, segments: SegmentsConfig, run_id: str, as_of: dt.datetime
+) -> dict[str, int]:
+    """Upsert one gold/segment_summary row per segment for this cycle; returns the sizes.
+
+    ``size`` is the segment's open stays after the cycle; ``excluded_no_consent`` evaluates
+    the conditions over the whole stored profile (a scan, no feature recomputation).
+    """
+    membership = read_table(spark, env.paths.table(GOLD, "segment_membership"))
+    counted = membership.where("is_member").groupBy("segment_id").count().collect()
+    sizes = {r["segment_id"]: int(r["count"]) for r in counted}
+    profile = read_table(spark, env.paths.table(GOLD, "customer_profile"))
+    _, excluded = members_of(profile, segments)
+    left_out = {r["segment_id"]: int(r["excluded_no_consent"]) for r in excluded.collect()}
+    definitions = segments.segments
+    if definitions:
+        rows = [
+            (run_id, d.id, d.version, sizes.get(d.id, 0), left_out.get(d.id, 0), as_of) for d in definitions
+        ]
+        summary = spark.createDataFrame(
+            rows,
+            "run_id STRING, segment_id STRING, definition_version INT, size BIGINT, "
+            "excluded_no_consent BIGINT, computed_at TIMESTAMP",
+        )
+        upsert_summary(spark, env.paths.table(GOLD, "segment_summary"), summary)
+    return {d.id: sizes.get(d.id, 0) for d in definitions}
+
+
+def profile_needs_rebuild(spark: SparkSession, path: str, columns: Sequence[str]) -> bool:
+    """True when there is no profile table or its columns differ from what the code computes."""
+    if not table_exists(spark, path):
+        return True
+    return list(read_table(spark, path).columns) != list(columns)

@@ -1,0 +1,143 @@
+"""Exactly-once across crashes: kill -9 the streaming job mid-cycle, restart, compare gold.
+
+The same seeded landing files go into two lakes, in two waves (wave 2 lands after cycle 1).
+The reference lake runs the stream uninterrupted (in this process, same library call the job
+makes). The crash lake runs ``python jobs/stream_pipeline.py`` as a real subprocess and is
+killed with SIGKILL twice:
+
+1. in cycle 1 right after bronze reported done, so the kill lands inside the silver
+   micro-batches (wherever they happen to be), then restarted to completion;
+2. in cycle 2 parked (``--hold-after 2:profile``) after the profile MERGE committed and
+   before the membership MERGE and the progress row: the window where gold is half
+   written. Restarted to completion.
+
+Then every gold table must equal the reference, whole frame, every column. Nothing is
+excluded: a cycle's ``run_id`` is ``stream_c<cycle>`` (a function of the cycle, not of the
+process) and ``as_of`` is fixed with ``--as-of``, so no column is run-specific. (The
+progress table is bookkeeping, not gold: its Delta version numbers legitimately differ,
+e.g. identity is re-resolved once more after a crash, so it is not compared.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from cdplake.config import DemoConfig, load_env
+from cdplake.landing import generate
+from cdplake.landing.store import LocalStore
+from cdplake.streaming import run_stream_pipeline
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+JOB = REPO / "jobs" / "stream_pipeline.py"
+AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+DEMO = DemoConfig(customers=20, days=4, seed=7, end_date=dt.date(2026, 11, 1))
+WAVE_1_LAST_DAY = "2026-10-30"  # wave 1: Oct 29-30, wave 2: Oct 31 - Nov 1
+GOLD = ("customer_profile", "segment_membership", "segment_summary", "realtime_signals")
+STARTUP_AND_CYCLE_TIMEOUT = 1800  # seconds; generous, the machine is shared
+
+
+def land(root: Path, files: dict[str, bytes], wave: int) -> int:
+    store = LocalStore(root / "landing")
+    chosen = [p for p in sorted(files) if (p.split("/")[1] <= WAVE_1_LAST_DAY) == (wave == 1)]
+    for path in chosen:
+        store.put(path, files[path])
+    return len(chosen)
+
+
+class Job:
+    """``python jobs/stream_pipeline.py`` on one lake, its stdout read line by line."""
+
+    def __init__(self, root: Path, *extra: str) -> None:
+        env = {
+            **os.environ,
+            "CDPLAKE__STORAGE__ROOT": str(root),
+            "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
+            "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+        cmd = [sys.executable, str(JOB), "--trigger", "availableNow", "--as-of", AS_OF.isoformat(), *extra]
+        self.log = (root.parent / f"{root.name}-job.log").open("a")
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, marker: str) -> None:
+        """Block until a stdout line contains ``marker``; fail if the job ends first."""
+        while True:
+            line = self.lines.get(timeout=STARTUP_AND_CYCLE_TIMEOUT)
+            if line is None:
+                raise AssertionError(f"job ended before printing {marker!r}; saw {self.seen[-5:]}")
+            self.seen.append(line)
+            if marker in line:
+                return
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)  # a real kill -9: no cleanup, no finally blocks
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+    def finish(self) -> list[str]:
+        rc = self.proc.wait(timeout=STARTUP_AND_CYCLE_TIMEOUT)
+        while (line := self.lines.get(timeout=60)) is not None:
+            self.seen.append(line)
+        self.log.close()
+        assert rc == 0, f"job failed (rc {rc}); see {self.log.name}"
+        return self.seen
+
+
+def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, tmp_path):
+    files = generate(DEMO).files
+    ref_root, crash_root = tmp_path / "reference", tmp_path / "crashed"
+    ref_env = load_env(
+        "local", conf_dir=REPO / "conf", environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(ref_root)}
+    )
+
+    # reference: two cycles, uninterrupted
+    assert land(ref_root, files, 1) > 0
+    assert [r.committed for r in run_stream_pipeline(spark, ref_env, as_of=AS_OF)] == [True]
+    assert land(ref_root, files, 2) > 0
+    second = run_stream_pipeline(spark, ref_env, as_of=AS_OF)
+    assert [(r.cycle_id, r.committed, r.full_rebuild) for r in second] == [(2, True, False)]
+
+    # crashed: killed inside silver in cycle 1, restarted ...
+    land(crash_root, files, 1)
+    job = Job(crash_root)
+    job.wait_for("cycle=1 phase=bronze done")
+    job.kill()
+    assert not (crash_root / "delta" / "streaming" / "progress").exists()  # cycle 1 never committed
+    assert any("cycle 1:" in line and "full" in line for line in Job(crash_root).finish())
+
+    # ... and killed with gold half written in cycle 2, restarted
+    land(crash_root, files, 2)
+    job = Job(crash_root, "--hold-after", "2:profile")
+    job.wait_for("holding after cycle=2 phase=profile")
+    job.kill()
+    out = Job(crash_root).finish()
+    assert any(line.startswith("cycle 2:") and "incremental" in line for line in out), out
+
+    for name in GOLD:
+        expected = spark.read.format("delta").load(str(ref_root / "delta" / "gold" / name))
+        actual = spark.read.format("delta").load(str(crash_root / "delta" / "gold" / name))
+        assert expected.count() > 0 or name == "realtime_signals", f"reference {name} is empty"
+        assertDataFrameEqual(actual, expected, checkRowOrder=False)
