@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.config.features import FeaturesConfig, load_features_config
+from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.config.segments import SegmentsConfig, load_segments_config
 from cdplake.config.streaming import AVAILABLE_NOW, StreamingConfig, check_trigger, interval_seconds
 from cdplake.features.columns import as_utc, ts_lit

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.config.identity import NeverLinkRules
 from cdplake.config.features import FeaturesConfig
+from cdplake.config.identity import NeverLinkRules
 from cdplake.config.segments import ConsentRules, SegmentsConfig
 from cdplake.features.columns import ts_lit
 from cdplake.features.realtime import current_window_end, with_realtime_features
