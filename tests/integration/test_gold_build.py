@@ -28,11 +28,14 @@ def test_build_gold_two_runs(spark, lake_env):
     def table(name):
         return spark.read.format("delta").load(lake_env.paths.table("gold", name))
 
-    # The two purchase/cart segments of conf/segments.yaml (the RFM and engagement ones are
-    # covered by tests/unit/test_segments.py); the conf's consent rules stay in force.
+    # The purchase/cart segments and browsing_now of conf/segments.yaml (the RFM and engagement
+    # ones are covered by tests/unit/test_segments.py); the conf's consent rules stay in force.
     conf = load_segments_config(lake_env.conf_dir)
     segments = dataclasses.replace(
-        conf, segments=tuple(s for s in conf.segments if s.id in ("recent_purchasers", "cart_abandoners"))
+        conf,
+        segments=tuple(
+            s for s in conf.segments if s.id in ("recent_purchasers", "cart_abandoners", "browsing_now")
+        ),
     )
     first = build_gold(spark, lake_env, "run-1", RUN1_AT, segments=segments)
     # recent_purchasers (order in 30 days): Ann (13 days), Bob (8 days, refused email -> excluded)
@@ -67,8 +70,8 @@ def test_build_gold_two_runs(spark, lake_env):
 
     # 23 days later Ann's order is 36 days old and her cart add 26: she leaves both segments.
     second = build_gold(spark, lake_env, "run-2", RUN2_AT, segments=segments)
-    assert second.segment_sizes == {"recent_purchasers": 0, "cart_abandoners": 0}
-    assert second.excluded == {"recent_purchasers": 0, "cart_abandoners": 0}
+    assert second.segment_sizes == {"recent_purchasers": 0, "cart_abandoners": 0, "browsing_now": 0}
+    assert second.excluded == {"recent_purchasers": 0, "cart_abandoners": 0, "browsing_now": 0}
 
     assertDataFrameEqual(
         table("segment_membership"),
