@@ -25,6 +25,16 @@ def test_consumers_notebook_runs_locally(spark, tmp_path, monkeypatch):
     # the second outbox run added nothing
     assert namespace["outbox_rows"] == namespace["outbox_rows_again"] > 0
     exported = {e.segment_id: e for e in namespace["exports"]}
-    assert set(exported) == {"recent_purchasers", "cart_abandoners", "browsing_now"}
+    # one export per segment of conf/segments.yaml, empty segments included
+    assert set(exported) == {
+        "recent_purchasers",
+        "cart_abandoners",
+        "frequent_browsers",
+        "highly_engaged",
+        "lapsing_customers",
+        "vip_rfm",
+        "win_back",
+        "browsing_now",
+    }
     for item in exported.values():
         assert all(Path(f).is_file() for f in item.files)

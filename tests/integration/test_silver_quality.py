@@ -87,6 +87,7 @@ def rules_env(tmp_path):
     """A conf/ of its own: the local environment plus a small rule file for events."""
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf" / "env", conf / "env")
+    shutil.copytree(REPO / "conf" / "contracts", conf / "contracts")
     (conf / "quality").mkdir()
 
     def write_rules(test_event_action: str) -> None:
