@@ -23,8 +23,6 @@ from cdplake.landing.store import LocalStore
 from cdplake.segments import build_gold
 from cdplake.streaming import progress_path, run_stream_pipeline
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
 DEMO = DemoConfig(customers=30, days=4, seed=11, end_date=dt.date(2026, 11, 1))
@@ -36,9 +34,12 @@ WAVE_1_LAST_DAY = "2026-10-30"
 # stream did not touch go stale), and in the full suite this module's fixture errored and
 # left the shared session slow for the tests after it. Skipped until fixed; see the closing
 # note of that day. The crash-restart equality (test_stream_crash.py) still runs.
-pytestmark = pytest.mark.skip(
-    reason="known defect: streamed gold diverges from a full build after the features merge"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skip(
+        reason="known defect: streamed gold diverges from a full build after the features merge"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
