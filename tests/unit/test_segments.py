@@ -151,7 +151,7 @@ RFM_PROFILE_DDL = (
 
 def test_evaluate_browsing_engagement_and_rfm_segments(spark):
     cfg = load_segments_config(CONF)
-    defs = [s for s in cfg.segments if s.id not in ("recent_purchasers", "cart_abandoners")]
+    defs = [s for s in cfg.segments if s.id not in ("recent_purchasers", "cart_abandoners", "browsing_now")]
 
     def row(cid, orders, days, sessions, open_rate, clicks, cell):
         revenue = Decimal("10.00") * orders if orders else None
