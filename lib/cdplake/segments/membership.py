@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.features.columns import ts_lit
@@ -30,6 +30,20 @@ SUMMARY_DDL = (
     "excluded_no_consent BIGINT, computed_at TIMESTAMP"
 )
 CDF_PROPERTY = "delta.enableChangeDataFeed"
+
+
+def entered_values(at: Column, run_id: str) -> dict[str, Column]:
+    """The row a MERGE inserts when a customer enters a segment (source aliased ``s``)."""
+    return {
+        "segment_id": F.col("s.segment_id"),
+        "customer_id": F.col("s.customer_id"),
+        "definition_version": F.col("s.definition_version"),
+        "entered_at": at,
+        "exited_at": F.lit(None).cast("timestamp"),
+        "is_member": F.lit(True),
+        "qualified_values": F.col("s.qualified_values"),
+        "run_id": F.lit(run_id),
+    }
 
 
 def ensure_table(spark: SparkSession, path: str, ddl: str, *, change_data_feed: bool = False) -> None:
@@ -83,18 +97,7 @@ def merge_membership(
             "t.is_member AND t.segment_id = s.segment_id AND t.customer_id = s.customer_id "
             "AND t.definition_version = s.definition_version",
         )
-        .whenNotMatchedInsert(
-            values={
-                "segment_id": F.col("s.segment_id"),
-                "customer_id": F.col("s.customer_id"),
-                "definition_version": F.col("s.definition_version"),
-                "entered_at": at,
-                "exited_at": F.lit(None).cast("timestamp"),
-                "is_member": F.lit(True),
-                "qualified_values": F.col("s.qualified_values"),
-                "run_id": F.lit(run_id),
-            }
-        )
+        .whenNotMatchedInsert(values=entered_values(at, run_id))
         .whenNotMatchedBySourceUpdate(
             condition=closable,
             set={"exited_at": at, "is_member": F.lit(False), "run_id": F.lit(run_id)},

@@ -38,7 +38,7 @@ from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.privacy.consent import enforce_consent
 from cdplake.segments import build_profile
 from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
-from cdplake.segments.membership import MEMBERSHIP_DDL, ensure_table, upsert_summary
+from cdplake.segments.membership import MEMBERSHIP_DDL, ensure_table, entered_values, upsert_summary
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -238,16 +238,7 @@ def merge_membership_scoped(
         .whenMatchedUpdate(set={"exited_at": at, "is_member": F.lit(False), "run_id": F.lit(run_id)})
         .whenNotMatchedInsert(
             condition="s._action = 'open'",
-            values={
-                "segment_id": F.col("s.segment_id"),
-                "customer_id": F.col("s.customer_id"),
-                "definition_version": F.col("s.definition_version"),
-                "entered_at": at,
-                "exited_at": F.lit(None).cast("timestamp"),
-                "is_member": F.lit(True),
-                "qualified_values": F.col("s.qualified_values"),
-                "run_id": F.lit(run_id),
-            },
+            values=entered_values(at, run_id),
         )
         .execute()
     )
