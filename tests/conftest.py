@@ -46,7 +46,15 @@ def spark(local_env: EnvConfig):
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.snapshotPartitions": "1",
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
-        "spark.driver.memory": "2g",
+        "spark.driver.memory": "3g",
+        # One session runs every test: keep the status store's history of finished jobs,
+        # stages and SQL plans short, or it grows on the driver heap for the whole run.
+        "spark.ui.retainedJobs": "50",
+        "spark.ui.retainedStages": "50",
+        "spark.ui.retainedTasks": "2000",
+        "spark.sql.ui.retainedExecutions": "20",
+        "spark.sql.streaming.ui.retainedQueries": "20",
+        "spark.sql.streaming.ui.retainedProgressUpdates": "20",
         "spark.sql.warehouse.dir": str(Path(local_env.storage.root) / "warehouse"),
     }
     # The S3 tests share this session: when `make jars-s3` has run, put the S3A jars on the
@@ -73,3 +81,32 @@ def lake_env(tmp_path: Path, local_env: EnvConfig) -> EnvConfig:
             "CDPLAKE__DEMO__CUSTOMERS": "60",
         },
     )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_hygiene(request: pytest.FixtureRequest):
+    """After each test module: no streaming query may outlive it, and its cache is dropped.
+
+    A query left running by a failed fixture would keep consuming the shared session's two
+    cores and memory for every later module. Set ``CDPLAKE_TEST_HEAPLOG=<file>`` to append
+    the driver's used heap (MB) after each module, for hunting memory growth across the run.
+    """
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession._instantiatedSession  # the run's session, if a test started it
+    if session is None:
+        return
+    leftover = [q.name or q.id for q in session.streams.active]
+    for query in session.streams.active:
+        query.stop()
+    session.catalog.clearCache()
+    log = os.environ.get("CDPLAKE_TEST_HEAPLOG")
+    if log:
+        jvm = session.sparkContext._jvm
+        jvm.System.gc()
+        runtime = jvm.java.lang.Runtime.getRuntime()
+        used = (runtime.totalMemory() - runtime.freeMemory()) // (1 << 20)
+        with open(log, "a") as fh:
+            fh.write(f"{request.module.__name__}\t{used}\n")
+    assert not leftover, f"streaming queries left running by {request.module.__name__}: {leftover}"
