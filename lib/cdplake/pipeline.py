@@ -213,7 +213,8 @@ def run_pipeline(
         lambda res: (
             f"out {sum(r.rows_out for r in res.values()):,}, "
             f"quarantined {sum(r.rows_quarantined for r in res.values()):,}, "
-            f"deduplicated {sum(r.rows_deduplicated for r in res.values()):,}"
+            f"deduplicated {sum(r.rows_deduplicated for r in res.values()):,}, "
+            f"late {sum(r.rows_late for r in res.values()):,}"
         ),
     )
     steps.append(step)

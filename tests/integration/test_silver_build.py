@@ -297,3 +297,42 @@ def dt_decimal(text: str):
     from decimal import Decimal
 
     return Decimal(text)
+
+
+def test_an_event_older_than_the_watermark_is_kept_counted_and_logged(spark, lake_env):
+    land(lake_env, "events", "events-0001.jsonl", f"{M1}\n")
+    ingest_all(spark, lake_env, "run-1", clock=lambda: T1)
+    first = build_silver_table(spark, lake_env, "events", "run-1", clock=lambda: T1, dataset_checks=False)
+    assert first.rows_late == 0  # nothing stored before: no watermark yet
+
+    # The newest stored event is m1 at 2026-10-05 08:00Z; conf/quality/events.yaml allows 2
+    # days of lateness, so the watermark is 2026-10-03 08:00Z: m3 (Oct 1) is late, m4 (Oct 4) is not.
+    late = '{"messageId":"m3","type":"track","event":"Signed Up","userId":"u3","timestamp":"2026-10-01T00:00:00Z"}'
+    ok = '{"messageId":"m4","type":"track","event":"Signed Up","userId":"u4","timestamp":"2026-10-04T00:00:00Z"}'
+    second_file = land(lake_env, "events", "events-0002.jsonl", f"{late}\n{ok}\n", day="2026-10-06")
+    ingest_all(spark, lake_env, "run-2", clock=lambda: T2)
+    second = build_silver_table(spark, lake_env, "events", "run-2", clock=lambda: T2, dataset_checks=False)
+
+    assert (second.rows_in, second.rows_out, second.rows_late) == (2, 2, 1)
+    # late rows are merged like any other: silver holds all three messages
+    assert sorted(r.message_id for r in read_table(spark, lake_env.paths.table("silver", "events")).collect()) == [
+        "m1",
+        "m3",
+        "m4",
+    ]
+    assertDataFrameEqual(
+        read_table(spark, lake_env.paths.table("quality", "late_arrivals")).drop("_batch_id"),
+        spark.createDataFrame(
+            [
+                (
+                    "events",
+                    "m3",
+                    dt.datetime(2026, 10, 1, 0, 0),
+                    dt.datetime(2026, 10, 3, 8, 0),
+                    second_file,
+                    "run-2",
+                )
+            ],
+            "table STRING, key STRING, event_time TIMESTAMP, watermark TIMESTAMP, _source_file STRING, run_id STRING",
+        ),
+    )

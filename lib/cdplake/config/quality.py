@@ -19,6 +19,10 @@ regex, matched anywhere unless anchored), ``sql`` takes ``expr`` (a Spark SQL bo
 true when the row is good). Whether columns exist and SQL compiles is checked when the
 rules are applied to a frame (that needs its schema).
 
+An optional ``event_time`` names the table's event-time column and the lateness its
+watermark allows (``event_time: {column: event_ts, allowed_lateness: 2 days}``); see
+:mod:`cdplake.silver.build` for what a late row does.
+
 Expectation shape (every key but ``expectation`` and ``description`` is passed to the
 Great Expectations class as a keyword argument)::
 
@@ -53,6 +57,8 @@ _KIND_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "regex": (("pattern",), ()),
     "sql": (("expr",), ()),
 }
+_LATENESS = re.compile(r"^\s*(\d+)\s+(second|seconds|minute|minutes|hour|hours|day|days)\s*$")
+_LATENESS_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RULE_COMMON = {"id", "description", "kind", "action", "column", "columns"}
 _BOUND_TYPES = (int, float, dt.date, dt.datetime)
 
@@ -109,6 +115,20 @@ class ExpectationConfig:
 
 
 @dataclass(frozen=True)
+class EventTime:
+    """The event-time column of a table and how late a row may arrive before it counts as late.
+
+    Attributes:
+        column: the silver column holding when the event happened (UTC).
+        allowed_lateness_seconds: the watermark trails the newest event time stored by
+            this much; a row older than the watermark when it arrives is a late arrival.
+    """
+
+    column: str
+    allowed_lateness_seconds: int
+
+
+@dataclass(frozen=True)
 class TableQuality:
     """Row rules and the expectation suite of one silver table.
 
@@ -117,12 +137,14 @@ class TableQuality:
         source: the file it was read from, for messages.
         rules: row rules in file order.
         expectations: the expectation suite in file order.
+        event_time: when set, late arrivals are counted against an event-time watermark.
     """
 
     table: str
     source: str
     rules: tuple[Rule, ...] = ()
     expectations: tuple[ExpectationConfig, ...] = ()
+    event_time: EventTime | None = None
 
     def rules_with_action(self, action: str) -> tuple[Rule, ...]:
         """The rules whose action is ``action``."""
@@ -297,10 +319,11 @@ def parse_quality_config(raw: Mapping[str, Any], table: str, where: str | None =
             parameters; the message names the file and the rule.
     """
     where = where or f"{QUALITY_DIR}/{table}.yaml"
-    unknown = set(raw) - {"description", "rules", "expectations"}
+    unknown = set(raw) - {"description", "rules", "expectations", "event_time"}
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; expected description, rules, expectations"
+            f"{where}: unknown key(s) {sorted(unknown)}; expected description, event_time, rules, "
+            "expectations"
         )
     rules_raw = raw.get("rules") or []
     exp_raw = raw.get("expectations") or []
@@ -315,7 +338,34 @@ def parse_quality_config(raw: Mapping[str, Any], table: str, where: str | None =
             raise ConfigError(f"{where}: rule id {rule.id!r} is defined more than once")
         seen.add(rule.id)
     expectations = tuple(parse_expectation(e, i, where) for i, e in enumerate(exp_raw))
-    return TableQuality(table=table, source=where, rules=rules, expectations=expectations)
+    return TableQuality(
+        table=table,
+        source=where,
+        rules=rules,
+        expectations=expectations,
+        event_time=parse_event_time(raw.get("event_time"), where),
+    )
+
+
+def parse_event_time(raw: Any, where: str) -> EventTime | None:
+    """``event_time: {column: event_ts, allowed_lateness: 2 days}``, or None when absent.
+
+    Raises:
+        ConfigError: not a mapping with exactly ``column`` and ``allowed_lateness`` (an
+            interval such as ``"6 hours"`` or ``"2 days"``).
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) != {"column", "allowed_lateness"}:
+        raise ConfigError(f"{where}: event_time needs exactly column and allowed_lateness")
+    match = _LATENESS.match(str(raw["allowed_lateness"]))
+    if not match:
+        raise ConfigError(
+            f"{where}: event_time.allowed_lateness must look like '6 hours' or '2 days', "
+            f"got {raw['allowed_lateness']!r}"
+        )
+    seconds = int(match.group(1)) * _LATENESS_UNITS[match.group(2).rstrip("s")]
+    return EventTime(column=str(raw["column"]), allowed_lateness_seconds=seconds)
 
 
 def load_quality_config(table: str, conf_dir: str | Path | None = None) -> TableQuality:

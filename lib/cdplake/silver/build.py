@@ -10,6 +10,15 @@ writer, ``txnVersion`` = the batch id) and their conditions only insert absent k
 for contacts, only apply a strictly newer ``updated_at``); the quarantine append carries
 ``txnAppId``/``txnVersion`` too. Silver rows keep the lineage of their bronze row.
 
+Out-of-order events: a table with ``event_time`` in its quality file has an event-time
+watermark, the newest event time stored by earlier batches minus the allowed lateness (as
+Spark's ``withWatermark``, but without dropping anything). A row older than the watermark is
+still merged (deduplication is by key, so arrival order never changes what silver holds),
+counted in ``rows_late`` and logged in ``quality/late_arrivals`` with the watermark it
+missed: windowed real-time signals, which do drop late rows, have already closed its window.
+The watermark ignores the rows of the batch's own bronze batches, so a replayed batch is
+judged against the same watermark.
+
 After an ``availableNow`` run that wrote a batch, each table's Great Expectations suite runs
 once over the whole table and its results go to ``quality/dq_results``
 (:mod:`cdplake.quality.dataset`).
@@ -34,6 +43,7 @@ from cdplake.io.delta import (
     create_if_absent,
     merge_into,
     read_stream,
+    read_table,
     run_stream,
     table_exists,
 )
@@ -54,7 +64,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cdplake.config import EnvConfig
-    from cdplake.config.quality import TableQuality
+    from cdplake.config.quality import EventTime, TableQuality
     from cdplake.quality.dataset import DatasetCheck
 
 Clock = Callable[[], dt.datetime]
@@ -133,6 +143,7 @@ class SilverResult:
         history_inserted: versions added to the SCD2 history (contacts only).
         history_restated: stored versions whose interval a late version changed.
         checks: the dataset checks run after the stream (the table, then its history).
+        rows_late: accepted rows older than the event-time watermark when they arrived.
     """
 
     table: str
@@ -147,6 +158,7 @@ class SilverResult:
     history_inserted: int = 0
     history_restated: int = 0
     checks: tuple[DatasetCheck, ...] = ()
+    rows_late: int = 0
 
 
 def dedupe(df: DataFrame, key: str, newest_by: str | None = None) -> DataFrame:
@@ -160,6 +172,42 @@ def dedupe(df: DataFrame, key: str, newest_by: str | None = None) -> DataFrame:
         order = [F.col("_ingested_at").asc(), F.col("_source_file").asc(), F.col("_batch_id").asc()]
     w = Window.partitionBy(key).orderBy(*order)
     return df.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
+
+
+LATE_ARRIVALS = "late_arrivals"
+LATE_ARRIVALS_SCHEMA = (
+    "table STRING, key STRING, event_time TIMESTAMP, watermark TIMESTAMP, "
+    "_source_file STRING, _batch_id STRING, run_id STRING"
+)
+
+
+def event_watermark(stored: DataFrame, batch: DataFrame, event_time: EventTime) -> dt.datetime | None:
+    """The newest ``event_time.column`` stored by earlier batches minus the allowed lateness.
+
+    Rows of the bronze batches in ``batch`` are left out, so the value does not change when
+    the batch is replayed after its MERGE committed. None when nothing earlier is stored.
+    """
+    earlier = stored.join(batch.select("_batch_id").distinct(), "_batch_id", "left_anti")
+    newest = earlier.agg(F.max(event_time.column)).first()[0]
+    if newest is None:
+        return None
+    return newest - dt.timedelta(seconds=event_time.allowed_lateness_seconds)
+
+
+def late_rows(
+    accepted: DataFrame, table: str, key: str, event_time: EventTime, watermark: dt.datetime, run_id: str
+) -> DataFrame:
+    """Rows of ``accepted`` whose event time is older than ``watermark``, as late-arrival log rows."""
+    ts = F.col(event_time.column)
+    return accepted.where(ts < F.lit(watermark)).select(
+        F.lit(table).alias("table"),
+        F.col(key).cast("string").alias("key"),
+        ts.alias("event_time"),
+        F.lit(watermark).cast("timestamp").alias("watermark"),
+        "_source_file",
+        "_batch_id",
+        F.lit(run_id).alias("run_id"),
+    )
 
 
 def quarantine_app_id(spec: SilverTable) -> str:
@@ -228,6 +276,7 @@ def build_silver_table(
         return SilverResult(table)
     silver_path = env.paths.table("silver", spec.name)
     quarantine_path = env.paths.table("quarantine", spec.source)
+    late_path = env.paths.table("quality", LATE_ARRIVALS)
     history_path = env.paths.table("silver", spec.history) if spec.history else None
     region = env.pipeline.default_phone_region
     quality = table_quality(env, spec.name)
@@ -254,9 +303,11 @@ def build_silver_table(
             "batches",
             "history_inserted",
             "history_restated",
+            "rows_late",
         ),
         0,
     )
+    event_time = quality.event_time if quality else None
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
@@ -267,10 +318,15 @@ def build_silver_table(
                 return
             checked = with_rule_reasons(spec.check(batch, region), quality).persist()
             ok = F.size(REASONS) == 0
+            watermark = None
+            if event_time is not None and table_exists(spark, silver_path):
+                watermark = event_watermark(read_table(spark, silver_path), checked, event_time)
+            late = ok & (F.col(event_time.column) < F.lit(watermark)) if watermark else F.lit(False)
             stats = checked.agg(
                 F.count_if(ok).alias("good"),
                 F.count_if(~ok).alias("quarantined"),
                 F.count_distinct(F.when(ok, F.col(spec.key))).alias("keys"),
+                F.count_if(late).alias("late"),
                 *(rule_count_columns(rules) if rules else []),
             ).first()
             good, quarantined, keys = int(stats["good"]), int(stats["quarantined"]), int(stats["keys"])
@@ -325,6 +381,11 @@ def build_silver_table(
                 )
                 totals["history_inserted"] += hist.inserted
                 totals["history_restated"] += hist.restated
+            if int(stats["late"]):
+                assert event_time is not None and watermark is not None
+                log = late_rows(silver, spec.name, spec.key, event_time, watermark, run_id)
+                append(log, late_path, app_id=f"cdplake.silver.{spec.name}.late", version=batch_id)
+                totals["rows_late"] += int(stats["late"])
             if counts.rows_quarantined:
                 append(quarantine, quarantine_path, app_id=quarantine_app_id(spec), version=batch_id)
             else:
