@@ -315,7 +315,9 @@ def test_an_event_older_than_the_watermark_is_kept_counted_and_logged(spark, lak
 
     assert (second.rows_in, second.rows_out, second.rows_late) == (2, 2, 1)
     # late rows are merged like any other: silver holds all three messages
-    assert sorted(r.message_id for r in read_table(spark, lake_env.paths.table("silver", "events")).collect()) == [
+    assert sorted(
+        r.message_id for r in read_table(spark, lake_env.paths.table("silver", "events")).collect()
+    ) == [
         "m1",
         "m3",
         "m4",

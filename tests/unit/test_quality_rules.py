@@ -324,3 +324,20 @@ def test_rule_counts_add_up_over_batches():
     assert first + second == RuleCounts(rows=15, failing={"a": 1, "b": 5}, rules=rules)
     with pytest.raises(ValueError, match="different rule sets"):
         first + RuleCounts(rows=1, failing={"a": 0}, rules=rules[:1])
+
+
+def test_event_time_lateness_parses_and_bad_values_are_named():
+    from cdplake.config.quality import EventTime
+
+    parsed = parse_quality_config(
+        {"event_time": {"column": "order_ts", "allowed_lateness": "6 hours"}}, "orders"
+    )
+    assert parsed.event_time == EventTime("order_ts", 6 * 3600)
+    assert parse_quality_config({}, "orders").event_time is None
+    assert load_quality_config(
+        "events", Path(__file__).resolve().parents[2] / "conf"
+    ).event_time == EventTime("event_ts", 2 * 86400)
+    with pytest.raises(ConfigError, match="allowed_lateness must look like"):
+        parse_quality_config({"event_time": {"column": "x", "allowed_lateness": "soon"}}, "orders")
+    with pytest.raises(ConfigError, match="exactly column and allowed_lateness"):
+        parse_quality_config({"event_time": {"column": "x"}}, "orders")
