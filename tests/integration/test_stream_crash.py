@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from lake_conf import conf_without_dataset_checks
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.config import DemoConfig, load_env
@@ -59,9 +60,11 @@ def land(root: Path, files: dict[str, bytes], wave: int) -> int:
 class Job:
     """``python jobs/stream_pipeline.py`` on one lake, its stdout read line by line."""
 
-    def __init__(self, root: Path, *extra: str) -> None:
+    def __init__(self, root: Path, conf: Path, *extra: str) -> None:
         env = {
             **os.environ,
+            "CDPLAKE_CONF_DIR": str(conf),
+            "CDPLAKE__SPARK__JARS_DIR": str(REPO / ".jars"),
             "CDPLAKE__STORAGE__ROOT": str(root),
             "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
             "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -109,8 +112,9 @@ class Job:
 def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, tmp_path):
     files = generate(DEMO).files
     ref_root, crash_root = tmp_path / "reference", tmp_path / "crashed"
+    conf = conf_without_dataset_checks(tmp_path)
     ref_env = load_env(
-        "local", conf_dir=REPO / "conf", environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(ref_root)}
+        "local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(ref_root)}
     )
 
     # reference: two cycles, uninterrupted
@@ -122,18 +126,18 @@ def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, tmp_path):
 
     # crashed: killed inside silver in cycle 1, restarted ...
     land(crash_root, files, 1)
-    job = Job(crash_root)
+    job = Job(crash_root, conf)
     job.wait_for("cycle=1 phase=bronze done")
     job.kill()
     assert not (crash_root / "delta" / "streaming" / "progress").exists()  # cycle 1 never committed
-    assert any("cycle 1:" in line and "full" in line for line in Job(crash_root).finish())
+    assert any("cycle 1:" in line and "full" in line for line in Job(crash_root, conf).finish())
 
     # ... and killed with gold half written in cycle 2, restarted
     land(crash_root, files, 2)
-    job = Job(crash_root, "--hold-after", "2:profile")
+    job = Job(crash_root, conf, "--hold-after", "2:profile")
     job.wait_for("holding after cycle=2 phase=profile")
     job.kill()
-    out = Job(crash_root).finish()
+    out = Job(crash_root, conf).finish()
     assert any(line.startswith("cycle 2:") and "incremental" in line for line in out), out
 
     for name in GOLD:

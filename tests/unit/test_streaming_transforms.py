@@ -47,11 +47,27 @@ def test_repo_streaming_yaml_loads(tmp_path):
         ({"signals": {"slide": "0 seconds"}}, "interval must look like"),
         ({"signals": {"size": "1 hour"}}, "unknown key"),
         ({"speed": 1}, "unknown key"),
+        ({"dataset_checks_every": -1}, "whole number"),
+        ({"dataset_checks_every": "often"}, "whole number"),
     ],
 )
 def test_streaming_config_validation(raw, message):
     with pytest.raises(ConfigError, match=message):
         parse_streaming_config(raw)
+
+
+def test_dataset_checks_cadence():
+    assert [parse_streaming_config({}).dataset_checks_in(c) for c in (1, 2, 3)] == [True, True, True]
+    every_3 = parse_streaming_config({"dataset_checks_every": 3})
+    assert [every_3.dataset_checks_in(c) for c in (1, 2, 3, 4, 5, 6)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert not parse_streaming_config({"dataset_checks_every": 0}).dataset_checks_in(1)
 
 
 def test_triggers_and_intervals():

@@ -63,10 +63,22 @@ class SignalSettings:
 
 @dataclass(frozen=True)
 class StreamingConfig:
-    """The cycle loop's default trigger and the real-time signal window."""
+    """The cycle loop's default trigger, the real-time signal window and the GX cadence.
+
+    Attributes:
+        dataset_checks_every: run the silver Great Expectations suites in every N-th cycle
+            (cycle ids divisible by N); 0 never. Row rules and reconciliation run in every
+            micro-batch regardless; the suites scan whole tables, which a 10-second cycle
+            cannot afford each time.
+    """
 
     trigger: str = AVAILABLE_NOW
     signals: SignalSettings = SignalSettings()
+    dataset_checks_every: int = 1
+
+    def dataset_checks_in(self, cycle_id: int) -> bool:
+        """Whether cycle ``cycle_id`` runs the dataset checks."""
+        return self.dataset_checks_every > 0 and cycle_id % self.dataset_checks_every == 0
 
 
 def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> StreamingConfig:
@@ -76,9 +88,14 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         ConfigError: unknown keys, a bad trigger or interval, a slide that does not divide
             the window.
     """
-    unknown = set(raw) - {"trigger", "signals"}
+    unknown = set(raw) - {"trigger", "signals", "dataset_checks_every"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected trigger, signals")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)}; expected trigger, signals, dataset_checks_every"
+        )
+    every = raw.get("dataset_checks_every", 1)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise ConfigError(f"{where}: dataset_checks_every must be a whole number >= 0, got {every!r}")
     sig = raw.get("signals") or {}
     if not isinstance(sig, dict):
         raise ConfigError(f"{where}: signals must be a mapping")
@@ -96,7 +113,7 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         raise ConfigError(
             f"{where}: signals.slide ({signals.slide}) must divide signals.window ({signals.window})"
         )
-    return StreamingConfig(trigger=trigger, signals=signals)
+    return StreamingConfig(trigger=trigger, signals=signals, dataset_checks_every=every)
 
 
 def load_streaming_config(conf_dir: str | Path) -> StreamingConfig:

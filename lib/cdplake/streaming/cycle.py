@@ -148,7 +148,7 @@ def run_cycle(
     ingested = ingest_all(spark, env, run_id)
     new_files = sum(r.files for r in ingested.values())
     done("bronze")
-    build_silver(spark, env, run_id)
+    build_silver(spark, env, run_id, dataset_checks=ctx.streaming.dataset_checks_in(cycle_id))
     done("silver")
     signals_path = env.paths.table("gold", "realtime_signals")
     update_signals(spark, env, ctx.streaming.signals)
