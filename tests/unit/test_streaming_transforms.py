@@ -230,3 +230,35 @@ def test_segment_export_rows_recheck_consent_and_need_an_email(spark):
         spark.createDataFrame([("vip", 1), ("all", 1)], "segment_id STRING, withheld BIGINT"),
         checkRowOrder=False,
     )
+
+
+def test_rank_moved_finds_customers_whose_scores_or_cell_changed(spark):
+    from cdplake.streaming.incremental import rank_moved
+
+    schema = "customer_id STRING, rfm_r_score INT, rfm_f_score INT, rfm_m_score INT, rfm_cell STRING"
+    before = spark.createDataFrame(
+        [
+            ("same", 5, 5, 5, "champions"),
+            ("m_dropped", 3, 3, 5, "loyal"),
+            ("cell_only", 2, 2, 2, "at_risk"),
+            ("merged_away", 1, 1, 1, "hibernating"),
+            ("null_same", None, None, None, None),
+        ],
+        schema,
+    )
+    after = spark.createDataFrame(
+        [
+            ("same", 5, 5, 5, "champions"),
+            ("m_dropped", 3, 3, 4, "loyal"),
+            ("cell_only", 2, 2, 2, "hibernating"),
+            ("first_order", 1, 1, 1, "new"),
+            ("null_same", None, None, None, None),
+        ],
+        schema,
+    )
+    assertDataFrameEqual(
+        rank_moved(before, after),
+        spark.createDataFrame(
+            [("m_dropped",), ("cell_only",), ("merged_away",), ("first_order",)], "customer_id STRING"
+        ),
+    )

@@ -212,7 +212,10 @@ def run_cycle(
         active = inc.realtime_active(signals, customer_map, moments, slide)
         if not (silver_changed or identity_moved) and (as_of == as_utc(previous.as_of) or active.isEmpty()):
             return skipped
-        found = inc.touched_customers(spark, env, previous, versions, record_customer, active)
+        ranks = inc.ranks_moved_since(
+            spark, env, previous, versions, record_customer, as_of, ctx.features.rfm
+        )
+        found = inc.touched_customers(spark, env, previous, versions, record_customer, active, ranks)
         # Pinned: the sets must not be re-derived from tables this cycle is about to change.
         recompute = found.recompute.localCheckpoint(eager=True)
         removed_ids = found.removed.localCheckpoint(eager=True)

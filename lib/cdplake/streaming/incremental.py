@@ -11,7 +11,14 @@ Which customers a cycle touches (:func:`touched_customers`):
   id): both the old id (if it still exists) and the new one are recomputed; an old id that
   no longer exists is *removed* from the profile and its open stays are closed;
 * customers with real-time activity (a non-zero ``product_views_1h`` stored, or views in
-  the current window), because their value moves with the clock even without new records.
+  the current window), because their value moves with the clock even without new records;
+* customers whose *ranked* features moved (:data:`RANKED_COLUMNS`: RFM quintile scores and
+  cell rank each buyer against all buyers, so a new big spender can lower the monetary score
+  of someone with no new record): the scores are computed from the previous cycle's inputs
+  (silver orders and identity at the recorded versions, the recorded ``as_of``) and from
+  this cycle's, and every customer whose scores differ is recomputed. Both sides come from
+  recorded table versions, not from the stored profile, so a cycle redone after a crash
+  finds the same customers as the attempt that died.
 
 Time windows of untouched customers (``product_views_30d``, ``days_since_last_order``...)
 age only when they are recomputed: schedule a full ``cdplake-build-gold`` (e.g. nightly)
@@ -28,11 +35,13 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.config.features import FeaturesConfig
+from cdplake.config.features import FeaturesConfig, RfmSettings
 from cdplake.config.identity import NeverLinkRules
 from cdplake.config.segments import ConsentRules, SegmentsConfig
-from cdplake.features.columns import ts_lit
+from cdplake.features.columns import as_utc, ts_lit
+from cdplake.features.profile import with_customer
 from cdplake.features.realtime import current_window_end, with_realtime_features
+from cdplake.features.rfm import rfm_features
 from cdplake.identity.extract import SOURCES
 from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.privacy.consent import enforce_consent
@@ -71,6 +80,64 @@ def changed_records(spark: SparkSession, path: str, key: str, before: int, now: 
     return current.join(old, ["record_key", "_batch_id"], "left_anti").select("record_key").distinct()
 
 
+# Profile columns whose value depends on other customers' data (ranks over all buyers).
+RANKED_COLUMNS = ("rfm_r_score", "rfm_f_score", "rfm_m_score", "rfm_cell")
+
+
+def ranked_features(
+    orders: DataFrame, record_customer: DataFrame, as_of: dt.datetime, rfm: RfmSettings
+) -> DataFrame:
+    """``customer_id`` and :data:`RANKED_COLUMNS` of every buyer, ranked against all buyers."""
+    buyers = with_customer(orders, record_customer, "orders", "order_id")
+    return rfm_features(buyers, as_of, rfm).select("customer_id", *RANKED_COLUMNS)
+
+
+def rank_moved(before: DataFrame, after: DataFrame) -> DataFrame:
+    """``customer_id`` whose ranked features differ between two :func:`ranked_features` frames.
+
+    A customer on one side only counts as moved (a first order, or an id that merged away).
+    """
+    same = F.lit(True)
+    for c in RANKED_COLUMNS:
+        same = same & F.col(f"b.{c}").eqNullSafe(F.col(f"a.{c}"))
+    joined = before.alias("b").join(
+        after.alias("a"), F.col("b.customer_id") == F.col("a.customer_id"), "full_outer"
+    )
+    return (
+        joined.where(~same)
+        .select(F.coalesce("a.customer_id", "b.customer_id").alias("customer_id"))
+        .distinct()
+    )
+
+
+def ranks_moved_since(
+    spark: SparkSession,
+    env: EnvConfig,
+    previous: CycleProgress,
+    versions_now: Mapping[str, int],
+    record_customer: DataFrame,
+    as_of: dt.datetime,
+    rfm: RfmSettings,
+) -> DataFrame | None:
+    """Customers whose ranked features differ between ``previous``'s inputs and this cycle's.
+
+    None when there are no orders now. The previous side reads silver orders and
+    identity/record_customer at the versions ``previous`` recorded, at its ``as_of``.
+    """
+    orders_path = env.paths.table("silver", "orders")
+    now = versions_now.get("orders", -1)
+    if now < 0:
+        return None
+    after = ranked_features(_at_version(spark, orders_path, now), record_customer, as_of, rfm)
+    before_version = previous.silver_versions.get("orders", -1)
+    if before_version < 0 or previous.identity_version < 0:
+        return after.select("customer_id")
+    old_map = _at_version(spark, env.paths.table("identity", "record_customer"), previous.identity_version)
+    before_as_of = as_utc(previous.as_of) if previous.as_of else as_of
+    before = ranked_features(_at_version(spark, orders_path, before_version), old_map, before_as_of, rfm)
+    return rank_moved(before, after)
+
+
 @dataclass(frozen=True)
 class Touched:
     """Customers a cycle recomputes and customer ids it removes (both ``customer_id`` frames)."""
@@ -86,8 +153,9 @@ def touched_customers(
     versions_now: Mapping[str, int],
     record_customer: DataFrame,
     realtime_active: DataFrame,
+    ranks_moved: DataFrame | None = None,
 ) -> Touched:
-    """Customers touched since ``previous`` (see the module docstring for the three reasons).
+    """Customers touched since ``previous`` (see the module docstring for the four reasons).
 
     Args:
         spark: the session.
@@ -96,10 +164,14 @@ def touched_customers(
         versions_now: silver versions this cycle reads.
         record_customer: identity/record_customer as resolved this cycle.
         realtime_active: ``customer_id`` of customers whose real-time features may move.
+        ranks_moved: ``customer_id`` of customers whose ranked features moved
+            (:func:`ranks_moved_since`); None when nothing is ranked.
     """
     rc_path = env.paths.table("identity", "record_customer")
     new_map = record_customer.select("source", "record_key", "customer_id")
     parts: list[DataFrame] = [realtime_active.select("customer_id")]
+    if ranks_moved is not None:
+        parts.append(ranks_moved.select("customer_id"))
     for table, key in SOURCES.items():
         before, now = previous.silver_versions.get(table, -1), versions_now.get(table, -1)
         if now < 0 or now == before:
