@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # (layer, table) pairs reported in the summary, in data-flow order.
 SOURCES = ("events", "email", "crm", "orders")
 SILVER_TABLES = ("events", "email_events", "crm_contacts", "crm_contacts_history", "orders")
-IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer")
+IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer", "identity_changes")
 GOLD_TABLES = ("customer_profile", "segment_membership", "segment_summary")
 QUALITY_TABLES = ("dq_results",)
 
@@ -223,7 +223,10 @@ def run_pipeline(
         "identity",
         lambda: resolve_identities(spark, env, run_id),
         lambda res: res.records,
-        lambda res: f"{res.identifiers:,} identifiers, {res.blocked:,} blocked",
+        lambda res: (
+            f"{res.identifiers:,} identifiers, {res.blocked:,} blocked, id changes "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(res.id_changes.items())) or "none")
+        ),
     )
     steps.append(step)
 

@@ -187,3 +187,76 @@ def test_resolve_identities_writes_identity_tables(spark, lake_env):
     assert (result.customers, result.records, result.blocked) == (5, 11, 2)
     assert result.blocked_by_reason == {"placeholder_email": 2}
     assert result.unresolved_records == 0
+
+
+def test_customer_ids_stay_stable_across_runs_and_merges_are_aliased(spark, lake_env):
+    def table(name):
+        return spark.read.format("delta").load(lake_env.paths.table("identity", name))
+
+    write_silver(spark, lake_env)
+    resolve_identities(spark, lake_env, "run-1")
+    # Ann is seen under a new, smaller anonymous id (minting from the smallest identifier
+    # would now give her a new id), and Cat's anonymous cart identifies as Ann's user.
+    rows = {
+        **SILVER_ROWS,
+        "events": SILVER_ROWS["events"]
+        + [
+            dict(
+                message_id="m5", type="identify", anonymous_id="anon-0", email="ann@x.com", event_ts=ts(11, 1)
+            ),
+            dict(
+                message_id="m6",
+                type="identify",
+                anonymous_id="anon-3",
+                user_id="user-ann",
+                event_ts=ts(11, 1),
+            ),
+        ],
+    }
+    write_silver(spark, lake_env, rows)
+    result = resolve_identities(spark, lake_env, "run-2")
+    assert result.id_changes == {"merged": 1}
+    resolve_identities(spark, lake_env, "run-3")  # nothing new: no change, no alias
+
+    assertDataFrameEqual(
+        table("record_customer").drop("run_id"),
+        spark.createDataFrame(
+            [
+                *(
+                    (s, k, ANN)
+                    for s, k in [
+                        ("events", "m1"),
+                        ("events", "m2"),
+                        ("events", "m3"),
+                        ("events", "m4"),
+                        ("events", "m5"),
+                        ("events", "m6"),
+                        ("email_events", "e1"),
+                        ("crm_contacts", "crm-1"),
+                        ("orders", "ord-1"),
+                    ]
+                ),
+                ("crm_contacts", "crm-2", BOB),
+                ("orders", "ord-2", BOB),
+                ("orders", "ord-3", ORD3),
+                ("orders", "ord-4", ORD4),
+            ],
+            "source STRING, record_key STRING, customer_id STRING",
+        ),
+    )
+    assertDataFrameEqual(
+        table("identity_changes").select("change", "customer_id", "related_id", "run_id"),
+        spark.createDataFrame(
+            [
+                *(("created", c, None, "run-1") for c in (ANN, BOB, CAT, ORD3, ORD4)),
+                ("merged", ANN, CAT, "run-2"),
+            ],
+            "change STRING, customer_id STRING, related_id STRING, run_id STRING",
+        ),
+    )
+    assertDataFrameEqual(
+        table("customer_id_aliases").drop("changed_at"),
+        spark.createDataFrame(
+            [(CAT, ANN, "merged", "run-2")], "old_id STRING, customer_id STRING, reason STRING, run_id STRING"
+        ),
+    )

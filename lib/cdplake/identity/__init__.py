@@ -1,7 +1,13 @@
 """Identity resolution: silver identifiers -> identity graph -> connected components -> customer ids,
 and probabilistic matching (Splink) of person records that share no identifier."""
 
-from cdplake.identity.customer_ids import CustomerIdAssigner, assign_minted_ids, mint_customer_id
+from cdplake.identity.customer_ids import (
+    CustomerIdAssigner,
+    assign_minted_ids,
+    assign_stable_ids,
+    identity_changes,
+    mint_customer_id,
+)
 from cdplake.identity.extract import (
     SOURCES,
     extract_identifiers,
@@ -46,6 +52,8 @@ __all__ = [
     "IdentityGraphError",
     "IdentityResult",
     "assign_minted_ids",
+    "assign_stable_ids",
+    "identity_changes",
     "connected_components",
     "extract_identifiers",
     "flag_never_link",

@@ -11,9 +11,15 @@ from pyspark.sql import functions as F
 
 from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.identity import _store
-from cdplake.identity.customer_ids import CustomerIdAssigner, assign_minted_ids
+from cdplake.identity.customer_ids import (
+    CustomerIdAssigner,
+    assign_minted_ids,
+    assign_stable_ids,
+    identity_changes,
+)
 from cdplake.identity.extract import SOURCES, extract_identifiers, flag_never_link
 from cdplake.identity.graph import connected_components, node_key, record_edges
+from cdplake.io.delta import append, table_version
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
     from cdplake.config import EnvConfig
 
 IDENTITY_LAYER = "identity"
+# Appends to identity_changes / customer_id_aliases carry this txnAppId and, as txnVersion,
+# the customer_map version the run replaces + 1: a run redone after a crash appends nothing twice.
+CHANGES_APP_ID = "cdplake.identity.changes"
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class IdentityResult:
         blocked: identifier observations kept out of the graph.
         blocked_by_reason: ``blocked`` split by never-link reason.
         unresolved_records: records whose every identifier was blocked (no customer).
+        id_changes: rows appended to identity/identity_changes, by change
+            (created, merged, split, removed).
     """
 
     customers: int
@@ -60,6 +71,7 @@ class IdentityResult:
     blocked: int
     blocked_by_reason: dict[str, int] = field(default_factory=dict)
     unresolved_records: int = 0
+    id_changes: dict[str, int] = field(default_factory=dict)
 
 
 def resolve(
@@ -117,20 +129,23 @@ def resolve_identities(
     run_id: str,
     *,
     config: IdentityConfig | None = None,
-    assign_ids: CustomerIdAssigner = assign_minted_ids,
+    assign_ids: CustomerIdAssigner | None = None,
 ) -> IdentityResult:
     """Read the silver tables, resolve customers and overwrite the identity tables.
 
     Writes ``identity/identifiers``, ``identity/blocked_identifiers``,
     ``identity/customer_map`` and ``identity/record_customer`` (each overwritten per run,
-    stamped with ``run_id``).
+    stamped with ``run_id``). Customer ids are kept from the customer_map this run replaces
+    (:func:`cdplake.identity.customer_ids.assign_stable_ids`); what changed is appended to
+    ``identity/identity_changes`` and merges also to ``identity/customer_id_aliases``, before
+    the customer_map is replaced, so a crash in between loses no change.
 
     Args:
         spark: the session.
         env: the environment (paths, and ``conf_dir`` for ``identity.yaml``).
         run_id: stamped on every row written.
         config: identity settings; loaded from ``env.conf_dir`` by default.
-        assign_ids: the customer-id policy.
+        assign_ids: the customer-id policy; stable ids over the previous customer_map when None.
 
     Raises:
         FileNotFoundError: a silver table does not exist yet.
@@ -138,8 +153,29 @@ def resolve_identities(
     """
     config = config or load_identity_config(env.conf_dir)
     silver = _store.read_tables(spark, env, "silver", tuple(SOURCES))
-    frames = resolve(silver, config, assign_ids)
+    map_path = env.paths.table(IDENTITY_LAYER, "customer_map")
+    map_version = table_version(spark, map_path)
+    previous = None
+    if map_version >= 0:
+        previous = (
+            spark.read.format("delta")
+            .option("versionAsOf", map_version)
+            .load(map_path)
+            .select("id_type", "id_value", "customer_id")
+        )
+    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous))
     stamp = F.lit(run_id).alias("run_id")
+    # Pinned: the change feed and the table writes below must see the same ids.
+    customer_map = frames.customer_map.localCheckpoint(eager=True)
+    frames = IdentityFrames(frames.identifiers, frames.blocked, customer_map, frames.record_customer)
+    changes = identity_changes(previous, customer_map).localCheckpoint(eager=True)
+    changed_at = F.current_timestamp().alias("changed_at")
+    txn = {"app_id": CHANGES_APP_ID, "version": map_version + 1}
+    append(changes.select("*", stamp, changed_at), env.paths.table(IDENTITY_LAYER, "identity_changes"), **txn)
+    aliases = changes.where("change = 'merged'").select(
+        F.col("related_id").alias("old_id"), "customer_id", F.lit("merged").alias("reason"), stamp, changed_at
+    )
+    append(aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), **txn)
     outputs = {
         "identifiers": frames.identifiers.select("*", stamp),
         "blocked_identifiers": frames.blocked.select("*", stamp),
@@ -164,4 +200,5 @@ def resolve_identities(
         blocked=sum(by_reason.values()),
         blocked_by_reason=dict(sorted(by_reason.items())),
         unresolved_records=observed_records - resolved_records,
+        id_changes={r["change"]: int(r["count"]) for r in changes.groupBy("change").count().collect()},
     )
