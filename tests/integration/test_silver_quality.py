@@ -340,3 +340,40 @@ def test_merge_history_is_idempotent_without_transaction_ids(spark, tmp_path):
             f"is_current BOOLEAN, {LINEAGE}",
         ),
     )
+
+
+def test_processing_time_stream_checks_the_suite_after_every_batch(spark, rules_env):
+    env, write_rules = rules_env
+    write_rules("warn")
+    land(env, "events", "events-0001.jsonl", track("a1", price='"10"', quantity=1) + "\n" + track("a4", price='"30"', quantity=1) + "\n")  # fmt: skip
+    ingest_source(spark, env, "events", "run-1", clock=lambda: T1)
+    # A processing-time trigger returns with the query running: there is no end of run, so
+    # the suite must run inside each batch (results appended with the batch's txn id).
+    build_silver_table(spark, env, "events", "run-p", trigger="1 second", clock=lambda: T1)
+    query = next(q for q in spark.streams.active if q.name == "silver_events")
+    try:
+        query.processAllAvailable()
+        land(
+            env, "events", "events-0002.jsonl", track("a5", price='"50"', quantity=1) + "\n", day="2026-10-06"
+        )
+        ingest_source(spark, env, "events", "run-2", clock=lambda: T2)
+        query.processAllAvailable()
+    finally:
+        query.stop()
+    assert query.exception() is None
+    assertDataFrameEqual(
+        read_table(spark, dq_results_path(env)).select("run_id", "expectation", "success", "observed_value"),
+        spark.createDataFrame(
+            [
+                # after batch 0: a1, a4
+                ("run-p", "expect_column_values_to_be_unique", True, "0 of 2 unexpected (0.00%)"),
+                ("run-p", "expect_column_values_to_not_be_null", False, "2 of 2 unexpected (100.00%)"),
+                ("run-p", "expect_column_mean_to_be_between", True, "20.0"),
+                # after batch 1: a5 added, mean (10 + 30 + 50) / 3 = 30
+                ("run-p", "expect_column_values_to_be_unique", True, "0 of 3 unexpected (0.00%)"),
+                ("run-p", "expect_column_values_to_not_be_null", False, "3 of 3 unexpected (100.00%)"),
+                ("run-p", "expect_column_mean_to_be_between", True, "30.0"),
+            ],
+            "run_id STRING, expectation STRING, success BOOLEAN, observed_value STRING",
+        ),
+    )
