@@ -165,7 +165,8 @@ def resolve_identities(
         )
     frames = resolve(silver, config, assign_ids or assign_stable_ids(previous))
     stamp = F.lit(run_id).alias("run_id")
-    # Pinned: the change feed and the table writes below must see the same ids.
+    # Pinned so the change feed and the customer_map write share one assignment; record_customer
+    # derives it again from the same inputs (previous map at a fixed version: same ids).
     customer_map = frames.customer_map.localCheckpoint(eager=True)
     frames = IdentityFrames(frames.identifiers, frames.blocked, customer_map, frames.record_customer)
     changes = identity_changes(previous, customer_map).localCheckpoint(eager=True)
