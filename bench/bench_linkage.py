@@ -139,7 +139,9 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
     scored = score(spark, records, model, cfg, "bench", checkpoint_dir=checkpoint_dir)
     edges = scored.edges.cache()
     edges.count()
-    assigned = clusters(scored, cfg.threshold_match_probability).cache()
+    assigned = clusters(
+        scored, cfg.threshold_match_probability, cfg.max_cluster_size, cfg.split_thresholds
+    ).cache()
     assigned.count()
     done = time.monotonic()
     uid = lambda side: F.concat_ws(":", f"source_{side}", f"record_key_{side}").alias(f"unique_id_{side}")  # noqa: E731

@@ -57,6 +57,7 @@ def test_minimal_config_fills_defaults():
     cfg = parse_linkage_config(MINIMAL)
     assert cfg.max_candidate_pairs == 1000
     assert cfg.threshold_match_probability == 0.9
+    assert (cfg.max_cluster_size, cfg.split_thresholds) == (0, (0.99, 0.999, 0.9999))
     assert cfg.training.u_max_pairs == 1_000_000
     assert cfg.comparisons[3].valid_pattern == "^[0-9]{4}-"
     assert cfg.comparisons[3].levels == (
@@ -100,6 +101,9 @@ def _with(**changes):
         ),
         (_with(comparisons=[{"column": "e mail", "levels": [{"kind": "exact"}]}]), "plain column name"),
         (_with(max_candidate_pairs=0), "positive integer"),
+        (_with(max_cluster_size=-1), "positive integer"),
+        (_with(split_thresholds=[0.999, 0.99]), "strictly increasing"),
+        (_with(split_thresholds=[0.5, 0.99]), "must all be above threshold_match_probability 0.9"),
     ],
 )
 def test_bad_linkage_config_is_a_clear_error(raw, message):
@@ -148,3 +152,33 @@ def test_budget_passes_at_the_limit_and_refuses_above_it_naming_each_rule():
     text = str(err.value)
     assert "8 candidate pairs" in text and "max_candidate_pairs=7" in text
     assert "6  l.last_name = r.last_name" in text and "2  l.email = r.email" in text
+
+
+def test_cluster_size_guard_picks_the_loosest_cut_that_fits(spark):
+    from pyspark.testing import assertDataFrameEqual
+
+    from cdplake.identity.probabilistic import guard_cluster_size
+
+    ddl = "source STRING, record_key STRING, cluster_id STRING"
+
+    def cut(*clusters):
+        return spark.createDataFrame(
+            [("crm", key, cid) for cid, keys in clusters for key in keys.split()], ddl
+        )
+
+    # at 0.9 one chain of 5 records (two people joined by a weak link) and a pair;
+    # at 0.99 the chain breaks into 3 + 2; at 0.999 the 3 breaks too
+    loose = cut(("A", "a1 a2 a3 b1 b2"), ("C", "c1 c2"))
+    strict = cut(("A", "a1 a2 a3"), ("B", "b1 b2"), ("C", "c1 c2"))
+    strictest = cut(("A", "a1"), ("X", "a2 a3"), ("B", "b1 b2"), ("C", "c1 c2"))
+    assertDataFrameEqual(
+        guard_cluster_size([loose, strict, strictest], 3),
+        cut(("1:A", "a1 a2 a3"), ("1:B", "b1 b2"), ("C", "c1 c2")),
+    )
+    # a size nothing fits: the strictest cut is kept
+    assertDataFrameEqual(
+        guard_cluster_size([loose, strict, strictest], 1),
+        cut(("2:A", "a1"), ("2:X", "a2 a3"), ("2:B", "b1 b2"), ("2:C", "c1 c2")),
+    )
+    # large enough: the clustering at the link threshold, untouched
+    assertDataFrameEqual(guard_cluster_size([loose, strict, strictest], 5), loose)

@@ -107,6 +107,9 @@ class LinkageConfig:
         threshold_match_probability: a pair at or above this is a link.
         min_match_probability_written: pairs below this are not written.
         max_candidate_pairs: the cost guard's budget.
+        max_cluster_size: over-merge guard: a cluster with more records is split by clustering
+            it again at the stricter thresholds of ``split_thresholds`` (0 = no guard).
+        split_thresholds: the stricter match probabilities tried, in increasing order.
         count_sample_proportion: share of records per side used to count candidate pairs.
         repartition_after_blocking: Splink Spark backend setting.
         num_partitions_on_repartition: Splink Spark backend setting.
@@ -118,6 +121,8 @@ class LinkageConfig:
     threshold_match_probability: float = 0.9
     min_match_probability_written: float = 0.01
     max_candidate_pairs: int = 20_000_000
+    max_cluster_size: int = 0
+    split_thresholds: tuple[float, ...] = (0.99, 0.999, 0.9999)
     count_sample_proportion: float = 1.0
     repartition_after_blocking: bool = False
     num_partitions_on_repartition: int = 4
@@ -154,6 +159,19 @@ def _positive_int(raw: Any, where: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise ConfigError(f"{where} must be a positive integer, got {raw!r}")
     return raw
+
+
+def _non_negative_int(raw: Any, where: str) -> int:
+    return 0 if raw == 0 and not isinstance(raw, bool) else _positive_int(raw, where)
+
+
+def _thresholds(raw: Any, where: str) -> tuple[float, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where} must be a non-empty list of probabilities")
+    values = tuple(_number(v, f"{where}[{i}]", 0.0, 1.0) for i, v in enumerate(raw))
+    if list(values) != sorted(set(values)):
+        raise ConfigError(f"{where} must be strictly increasing, got {list(values)}")
+    return values
 
 
 def _regex(raw: Any, where: str) -> str:
@@ -288,6 +306,8 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
             "threshold_match_probability",
             "min_match_probability_written",
             "max_candidate_pairs",
+            "max_cluster_size",
+            "split_thresholds",
             "count_sample_proportion",
             "spark",
         },
@@ -314,6 +334,10 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
         max_candidate_pairs=_positive_int(
             raw.get("max_candidate_pairs", 20_000_000), f"{where}: max_candidate_pairs"
         ),
+        max_cluster_size=_non_negative_int(raw.get("max_cluster_size", 0), f"{where}: max_cluster_size"),
+        split_thresholds=_thresholds(
+            raw.get("split_thresholds", [0.99, 0.999, 0.9999]), f"{where}: split_thresholds"
+        ),
         count_sample_proportion=_number(
             raw.get("count_sample_proportion", 1.0), f"{where}: count_sample_proportion", 1e-6, 1.0
         ),
@@ -322,6 +346,11 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
             spark.get("num_partitions_on_repartition", 4), f"{where}: spark.num_partitions_on_repartition"
         ),
     )
+    if any(t <= cfg.threshold_match_probability for t in cfg.split_thresholds):
+        raise ConfigError(
+            f"{where}: split_thresholds {list(cfg.split_thresholds)} must all be above "
+            f"threshold_match_probability {cfg.threshold_match_probability}"
+        )
     names = [c.column for c in cfg.comparisons]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: a column is compared twice in {names}")

@@ -481,16 +481,68 @@ def score_incremental(
     return out
 
 
-def clusters(scored: ScoredPairs, threshold: float) -> DataFrame:
+def clusters(
+    scored: ScoredPairs,
+    threshold: float,
+    max_cluster_size: int = 0,
+    split_thresholds: tuple[float, ...] = (),
+) -> DataFrame:
     """Connected components of the pairs at or above ``threshold``: every record, one cluster.
+
+    With ``max_cluster_size`` (the over-merge guard), a cluster with more records is split
+    by clustering again at each stricter threshold of ``split_thresholds`` in turn (see
+    :func:`guard_cluster_size`).
 
     Returns:
         ``source, record_key, cluster_id`` (a singleton record is its own cluster).
     """
-    out = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
-        scored.predictions, threshold_match_probability=threshold
+    levels = [threshold, *split_thresholds] if max_cluster_size else [threshold]
+    cuts = []
+    for t in levels:
+        out = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
+            scored.predictions, threshold_match_probability=t
+        )
+        cuts.append(
+            out.as_spark_dataframe().select("source", "record_key", F.col("cluster_id").cast("string"))
+        )
+    if len(cuts) == 1:
+        return cuts[0]
+    return guard_cluster_size(cuts, max_cluster_size)
+
+
+def guard_cluster_size(cuts: list[DataFrame], max_cluster_size: int) -> DataFrame:
+    """Pick, per record, the loosest clustering whose cluster has at most ``max_cluster_size`` records.
+
+    ``cuts`` are clusterings of the same records (``source, record_key, cluster_id``) at
+    increasing thresholds, so each one refines the one before. Two records in one cluster of
+    cut *i* are together in every looser cut too, so they pick the same cut and the result
+    is a partition. A cluster still too big at the strictest cut is kept as it is there.
+    Cluster ids are ``<cut>:<cluster_id>`` from the second cut on.
+    """
+    from pyspark.sql import Window
+
+    last = len(cuts) - 1
+    levels = None
+    for i, cut in enumerate(cuts):
+        sized = cut.select(
+            "source",
+            "record_key",
+            F.lit(i).alias("_level"),
+            (F.col("cluster_id") if i == 0 else F.concat(F.lit(f"{i}:"), F.col("cluster_id"))).alias(
+                "cluster_id"
+            ),
+            F.count("*").over(Window.partitionBy("cluster_id")).alias("_size"),
+        )
+        levels = sized if levels is None else levels.unionByName(sized)
+    assert levels is not None
+    fits = (F.col("_size") <= max_cluster_size) | (F.col("_level") == last)
+    first_fit = Window.partitionBy("source", "record_key").orderBy("_level")
+    return (
+        levels.where(fits)
+        .withColumn("_r", F.row_number().over(first_fit))
+        .where("_r = 1")
+        .select("source", "record_key", "cluster_id")
     )
-    return out.as_spark_dataframe().select("source", "record_key", F.col("cluster_id").cast("string"))
 
 
 # --- the lake jobs ----------------------------------------------------------------------

@@ -169,7 +169,9 @@ def link_records(
         model = train_model(spark, records, cfg, new_model_version())
     scored = score(spark, records, model, cfg, run_id)
     _write(scored.edges, f"{output}/pairs", output_fmt)
-    clustered = clusters(scored, cfg.threshold_match_probability).select("record_key", "cluster_id")
+    clustered = clusters(
+        scored, cfg.threshold_match_probability, cfg.max_cluster_size, cfg.split_thresholds
+    ).select("record_key", "cluster_id")
     _write(clustered, f"{output}/clusters", output_fmt)
     _write_text(spark, f"{output}/model.json", json.dumps(dict(model.settings), indent=2, sort_keys=True))
     pairs = (
