@@ -213,7 +213,7 @@ def run_cycle(
         if not (silver_changed or identity_moved) and (as_of == as_utc(previous.as_of) or active.isEmpty()):
             return skipped
         ranks = inc.ranks_moved_since(
-            spark, env, previous, versions, record_customer, as_of, ctx.features.rfm
+            spark, env, previous, versions, record_customer, identity_version, as_of, ctx.features.rfm
         )
         found = inc.touched_customers(spark, env, previous, versions, record_customer, active, ranks)
         # Pinned: the sets must not be re-derived from tables this cycle is about to change.

@@ -116,24 +116,28 @@ def ranks_moved_since(
     previous: CycleProgress,
     versions_now: Mapping[str, int],
     record_customer: DataFrame,
+    identity_version: int,
     as_of: dt.datetime,
     rfm: RfmSettings,
 ) -> DataFrame | None:
     """Customers whose ranked features differ between ``previous``'s inputs and this cycle's.
 
-    None when there are no orders now. The previous side reads silver orders and
-    identity/record_customer at the versions ``previous`` recorded, at its ``as_of``.
+    None when there are no orders now, or when the orders, the identity version
+    (``identity_version`` is the one ``record_customer`` was read at) and ``as_of`` are all
+    what ``previous`` recorded: then nothing can have moved. The previous side reads silver
+    orders and identity/record_customer at the versions ``previous`` recorded, at its ``as_of``.
     """
     orders_path = env.paths.table("silver", "orders")
     now = versions_now.get("orders", -1)
-    if now < 0:
+    before_version = previous.silver_versions.get("orders", -1)
+    before_as_of = as_utc(previous.as_of) if previous.as_of else as_of
+    unchanged = (before_version, previous.identity_version, before_as_of) == (now, identity_version, as_of)
+    if now < 0 or unchanged:
         return None
     after = ranked_features(_at_version(spark, orders_path, now), record_customer, as_of, rfm)
-    before_version = previous.silver_versions.get("orders", -1)
     if before_version < 0 or previous.identity_version < 0:
         return after.select("customer_id")
     old_map = _at_version(spark, env.paths.table("identity", "record_customer"), previous.identity_version)
-    before_as_of = as_utc(previous.as_of) if previous.as_of else as_of
     before = ranked_features(_at_version(spark, orders_path, before_version), old_map, before_as_of, rfm)
     return rank_moved(before, after)
 
