@@ -41,6 +41,7 @@ setup(
             "cdplake-stream=cdplake_jobs.stream_pipeline:main",
             "cdplake-export-segments=cdplake_jobs.export_segments:main",
             "cdplake-membership-outbox=cdplake_jobs.membership_outbox:main",
+            "cdplake-review-identity=cdplake_jobs.review_identity:main",
         ]
     },
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,51 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
     cluster = start_cluster(tmp_path_factory.mktemp("spark-cluster"), cores=1, memory="1g")
     yield cluster
     cluster.stop()
+
+
+@dataclass(frozen=True)
+class TwoWaveStream:
+    """A lake the stream built in two availableNow cycles, one per landed wave.
+
+    ``gold_versions`` pins every gold table as cycle 2 left it: later tests may write to the
+    lake (a full ``build_gold``, consumers), so readers of the reference state use them.
+    """
+
+    env: EnvConfig
+    files: dict[str, bytes]
+    results: list
+    gold_versions: dict[str, int]
+
+    def gold(self, spark, name: str):
+        """A gold table as cycle 2 left it."""
+        return (
+            spark.read.format("delta")
+            .option("versionAsOf", self.gold_versions[name])
+            .load(self.env.paths.table("gold", name))
+        )
+
+
+@pytest.fixture(scope="session")
+def two_wave_stream(spark, tmp_path_factory: pytest.TempPathFactory) -> TwoWaveStream:
+    """Stream cycles over :data:`lake_conf.STREAM_DEMO` in two waves, without the GX suites.
+
+    Shared by the stream-pipeline tests and, as the uninterrupted reference, by the crash
+    test: each cycle costs about a minute on 2 cores whatever the data size.
+    """
+    from lake_conf import STREAM_AS_OF, STREAM_DEMO, STREAM_GOLD, conf_without_dataset_checks, land_wave
+
+    from cdplake.io.delta import table_version
+    from cdplake.landing import generate
+    from cdplake.streaming import run_stream_pipeline
+
+    root = tmp_path_factory.mktemp("two-wave-stream") / "lake"
+    # The GX suites are tested elsewhere; here they would only add time to every cycle.
+    conf = conf_without_dataset_checks(root.parent)
+    env = load_env("local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
+    files = generate(STREAM_DEMO).files
+    results = []
+    for wave in (1, 2):
+        assert land_wave(root, files, wave) > 0
+        results += run_stream_pipeline(spark, env, trigger="availableNow", as_of=STREAM_AS_OF)
+    versions = {name: table_version(spark, env.paths.table("gold", name)) for name in STREAM_GOLD}
+    return TwoWaveStream(env, files, results, versions)

@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql.types import DataType
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.identity import resolve_identities
+from cdplake.identity import ReviewDecision, record_review_decisions, resolve_identities
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +260,69 @@ def test_customer_ids_stay_stable_across_runs_and_merges_are_aliased(spark, lake
             [(CAT, ANN, "merged", "run-2")], "old_id STRING, customer_id STRING, reason STRING, run_id STRING"
         ),
     )
+
+
+def test_review_decisions_are_honoured_with_stable_ids(spark, lake_env):
+    def table(name):
+        return spark.read.format("delta").load(lake_env.paths.table("identity", name)).drop("run_id")
+
+    write_silver(spark, lake_env)
+    resolve_identities(spark, lake_env, "run-1")
+    # A reviewer finds Ann's CRM contact is someone else sharing her email, and that the
+    # first till order typed with the placeholder email was Bob's.
+    split = ReviewDecision(
+        "cannot_link", ("crm_contact_id", "crm-1"), ("user_id", "user-ann"), "rev", "not Ann"
+    )
+    join = ReviewDecision("must_link", ("crm_contact_id", "crm-2"), ("order_id", "ord-3"), "rev", "receipt")
+    assert record_review_decisions(spark, lake_env, [split, join], decided_at=ts(11, 2)) == 2
+    result = resolve_identities(spark, lake_env, "run-2")
+
+    # The shared email is what joined them, so it is blocked: the larger part keeps Ann's id,
+    # the contact gets a new one, and the email-only event (only that email) has no customer.
+    assert result.id_changes == {"split": 1, "merged": 1}
+    crm1 = cid("split:crm_contact_id:crm-1")
+    assertDataFrameEqual(
+        table("record_customer"),
+        spark.createDataFrame(
+            [
+                ("events", "m1", ANN),
+                ("events", "m2", ANN),
+                ("events", "m3", ANN),
+                ("orders", "ord-1", ANN),
+                ("crm_contacts", "crm-1", crm1),
+                ("events", "m4", CAT),
+                ("crm_contacts", "crm-2", BOB),
+                ("orders", "ord-2", BOB),
+                ("orders", "ord-3", BOB),
+                ("orders", "ord-4", ORD4),
+            ],
+            "source STRING, record_key STRING, customer_id STRING",
+        ),
+    )
+    assertDataFrameEqual(
+        table("blocked_identifiers"),
+        spark.createDataFrame(
+            [
+                ("orders", "ord-3", "email", "test@example.com", "placeholder_email"),
+                ("orders", "ord-4", "email", "test@example.com", "placeholder_email"),
+                *(
+                    (source, key, "email", "ann@x.com", "cannot_link")
+                    for source, key in [
+                        ("events", "m1"),
+                        ("email_events", "e1"),
+                        ("crm_contacts", "crm-1"),
+                        ("orders", "ord-1"),
+                    ]
+                ),
+            ],
+            "source STRING, record_key STRING, id_type STRING, id_value STRING, reason STRING",
+        ),
+    )
+    assert result.unresolved_records == 1
+
+    # Withdrawn: Ann is whole again under her id, the split-off id merges back into it.
+    clear = ReviewDecision("clear", ("user_id", "user-ann"), ("crm_contact_id", "crm-1"), "rev", "was Ann")
+    record_review_decisions(spark, lake_env, [clear], decided_at=ts(11, 3))
+    assert resolve_identities(spark, lake_env, "run-3").id_changes == {"merged": 1}
+    assert table("record_customer").where(f"customer_id = '{ANN}'").count() == 6
+    assert table("customer_id_aliases").where(f"old_id = '{crm1}'").select("customer_id").first()[0] == ANN

@@ -1,8 +1,9 @@
 """Exactly-once across crashes: kill -9 the streaming job mid-cycle, restart, compare gold.
 
 The same seeded landing files go into two lakes, in two waves (wave 2 lands after cycle 1).
-The reference lake runs the stream uninterrupted (in this process, same library call the job
-makes). The crash lake runs ``python jobs/stream_pipeline.py`` as a real subprocess and is
+The reference lake is the session's ``two_wave_stream`` (conftest.py): the stream run
+uninterrupted in this process, through the same library call the job makes, its gold read at
+the versions cycle 2 left. The crash lake runs ``python jobs/stream_pipeline.py`` as a real subprocess and is
 killed with SIGKILL twice:
 
 1. in cycle 1 right after bronze reported done, so the kill lands inside the silver
@@ -20,7 +21,6 @@ e.g. identity is re-resolved once more after a crash, so it is not compared.)
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import queue
 import signal
@@ -30,31 +30,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from lake_conf import conf_without_dataset_checks
+from lake_conf import STREAM_AS_OF, STREAM_GOLD, conf_without_dataset_checks, land_wave
 from pyspark.testing import assertDataFrameEqual
-
-from cdplake.config import DemoConfig, load_env
-from cdplake.landing import generate
-from cdplake.landing.store import LocalStore
-from cdplake.streaming import run_stream_pipeline
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "stream_pipeline.py"
-AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
-DEMO = DemoConfig(customers=20, days=4, seed=7, end_date=dt.date(2026, 11, 1))
-WAVE_1_LAST_DAY = "2026-10-30"  # wave 1: Oct 29-30, wave 2: Oct 31 - Nov 1
-GOLD = ("customer_profile", "segment_membership", "segment_summary", "realtime_signals")
 STARTUP_AND_CYCLE_TIMEOUT = 1800  # seconds; generous, the machine is shared
-
-
-def land(root: Path, files: dict[str, bytes], wave: int) -> int:
-    store = LocalStore(root / "landing")
-    chosen = [p for p in sorted(files) if (p.split("/")[1] <= WAVE_1_LAST_DAY) == (wave == 1)]
-    for path in chosen:
-        store.put(path, files[path])
-    return len(chosen)
 
 
 class Job:
@@ -70,7 +53,15 @@ class Job:
             "PYTHONPATH": os.pathsep.join([str(REPO / "lib"), str(REPO), os.environ.get("PYTHONPATH", "")]),
             "PYSPARK_PYTHON": sys.executable,
         }
-        cmd = [sys.executable, str(JOB), "--trigger", "availableNow", "--as-of", AS_OF.isoformat(), *extra]
+        cmd = [
+            sys.executable,
+            str(JOB),
+            "--trigger",
+            "availableNow",
+            "--as-of",
+            STREAM_AS_OF.isoformat(),
+            *extra,
+        ]
         self.log = (root.parent / f"{root.name}-job.log").open("a")
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1
@@ -109,23 +100,17 @@ class Job:
         return self.seen
 
 
-def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, tmp_path):
-    files = generate(DEMO).files
-    ref_root, crash_root = tmp_path / "reference", tmp_path / "crashed"
+def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, two_wave_stream, tmp_path):
+    reference, files = two_wave_stream, two_wave_stream.files
+    assert [(r.cycle_id, r.committed, r.full_rebuild) for r in reference.results] == [
+        (1, True, True),
+        (2, True, False),
+    ]
+    crash_root = tmp_path / "crashed"
     conf = conf_without_dataset_checks(tmp_path)
-    ref_env = load_env(
-        "local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(ref_root)}
-    )
-
-    # reference: two cycles, uninterrupted
-    assert land(ref_root, files, 1) > 0
-    assert [r.committed for r in run_stream_pipeline(spark, ref_env, as_of=AS_OF)] == [True]
-    assert land(ref_root, files, 2) > 0
-    second = run_stream_pipeline(spark, ref_env, as_of=AS_OF)
-    assert [(r.cycle_id, r.committed, r.full_rebuild) for r in second] == [(2, True, False)]
 
     # crashed: killed inside silver in cycle 1, restarted ...
-    land(crash_root, files, 1)
+    land_wave(crash_root, files, 1)
     job = Job(crash_root, conf)
     job.wait_for("cycle=1 phase=bronze done")
     job.kill()
@@ -133,15 +118,15 @@ def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, tmp_path):
     assert any("cycle 1:" in line and "full" in line for line in Job(crash_root, conf).finish())
 
     # ... and killed with gold half written in cycle 2, restarted
-    land(crash_root, files, 2)
+    land_wave(crash_root, files, 2)
     job = Job(crash_root, conf, "--hold-after", "2:profile")
     job.wait_for("holding after cycle=2 phase=profile")
     job.kill()
     out = Job(crash_root, conf).finish()
     assert any(line.startswith("cycle 2:") and "incremental" in line for line in out), out
 
-    for name in GOLD:
-        expected = spark.read.format("delta").load(str(ref_root / "delta" / "gold" / name))
+    for name in STREAM_GOLD:
+        expected = reference.gold(spark, name)
         actual = spark.read.format("delta").load(str(crash_root / "delta" / "gold" / name))
         assert expected.count() > 0 or name == "realtime_signals", f"reference {name} is empty"
         assertDataFrameEqual(actual, expected, checkRowOrder=False)

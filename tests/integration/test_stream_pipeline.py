@@ -1,54 +1,35 @@
 """The streaming pipeline on tiny demo data, and both consumers over what it wrote.
 
-Two waves of seeded files, one availableNow cycle after each. The second cycle recomputes
+Two waves of seeded files, one availableNow cycle after each (the session's
+``two_wave_stream`` lake, also the crash test's reference). The second cycle recomputes
 only touched customers; a full ``build_gold`` at the same ``as_of`` afterwards must find
 nothing to change, which is what "incremental equals full" means here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import pytest
-from lake_conf import conf_without_dataset_checks
+from lake_conf import STREAM_AS_OF as AS_OF
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.config import DemoConfig, load_env
 from cdplake.consumers import OutboxPaths, export_segments, run_outbox
-from cdplake.landing import generate
-from cdplake.landing.store import LocalStore
 from cdplake.segments import build_gold
 from cdplake.streaming import progress_path, run_stream_pipeline
-
-REPO = Path(__file__).resolve().parents[2]
-AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
-DEMO = DemoConfig(customers=30, days=4, seed=11, end_date=dt.date(2026, 11, 1))
-WAVE_1_LAST_DAY = "2026-10-30"
-
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def streamed(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("stream") / "lake"
-    # The GX suites are tested elsewhere; here they would only add a minute per cycle.
-    conf = conf_without_dataset_checks(root.parent)
-    env = load_env("local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
-    files = generate(DEMO).files
-    store = LocalStore(root / "landing")
-    results = []
-    for wave in (1, 2):
-        for path in sorted(p for p in files if (p.split("/")[1] <= WAVE_1_LAST_DAY) == (wave == 1)):
-            store.put(path, files[path])
-        results += run_stream_pipeline(spark, env, trigger="availableNow", as_of=AS_OF)
+def streamed(spark, two_wave_stream):
+    """The shared two-wave lake (conftest.py), plus a third run with nothing new landed."""
+    env = two_wave_stream.env
     # nothing new landed: the third run commits nothing
-    results += run_stream_pipeline(spark, env, trigger="availableNow", as_of=AS_OF)
-    return env, results
+    third = run_stream_pipeline(spark, env, trigger="availableNow", as_of=AS_OF)
+    return env, [*two_wave_stream.results, *third]
 
 
 def gold(spark, env, name, version=None):

@@ -2,7 +2,13 @@
 
 from cdplake.config.contracts import ContractField, SourceContract, load_contract
 from cdplake.config.features import FeaturesConfig, Trait, load_features_config
-from cdplake.config.identity import GraphSettings, IdentityConfig, NeverLinkRules, load_identity_config
+from cdplake.config.identity import (
+    GraphSettings,
+    IdentifierLimits,
+    IdentityConfig,
+    NeverLinkRules,
+    load_identity_config,
+)
 from cdplake.config.linkage import (
     BlockingRule,
     ComparisonLevel,
@@ -55,6 +61,7 @@ __all__ = [
     "IdentityConfig",
     "NeverLinkRules",
     "load_identity_config",
+    "IdentifierLimits",
     "BlockingRule",
     "ComparisonLevel",
     "FieldComparison",

@@ -1,4 +1,4 @@
-"""Identity settings from ``conf/identity.yaml``: never-link rules and graph limits."""
+"""Identity settings from ``conf/identity.yaml``: never-link rules, identifier caps, graph limits."""
 
 from __future__ import annotations
 
@@ -45,12 +45,38 @@ class GraphSettings:
     checkpoint_every: int = 4
 
 
+# Every identifier type the extraction produces (cdplake.identity.extract), strongest first:
+# the default merge priority when ``limits.priority`` does not list them all.
+IDENTIFIER_TYPES = ("crm_contact_id", "user_id", "email", "phone", "order_id", "anonymous_id")
+
+
+@dataclass(frozen=True)
+class IdentifierLimits:
+    """Caps on how many identifiers of a type one customer may hold, and the merge priority.
+
+    Attributes:
+        priority: every identifier type, strongest first. When a component breaks a cap (or a
+            reviewer's cannot-link decision) its records are re-clustered one type at a time
+            in this order, and a merge that would break a limit is refused.
+        max_per_customer: identifier type -> the most distinct values one customer may hold.
+            Types not listed are uncapped.
+    """
+
+    priority: tuple[str, ...] = IDENTIFIER_TYPES
+    max_per_customer: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def caps(self) -> dict[str, int]:
+        return dict(self.max_per_customer)
+
+
 @dataclass(frozen=True)
 class IdentityConfig:
     """Everything identity resolution reads from configuration."""
 
     never_link: NeverLinkRules = NeverLinkRules()
     graph: GraphSettings = GraphSettings()
+    limits: IdentifierLimits = IdentifierLimits()
 
 
 def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
@@ -79,7 +105,7 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
     Raises:
         ConfigError: unknown keys, wrong types, or a pattern that is not a valid regex.
     """
-    _check_keys(raw, {"never_link", "graph"}, where)
+    _check_keys(raw, {"never_link", "graph", "limits"}, where)
     nl = raw.get("never_link") or {}
     if not isinstance(nl, dict):
         raise ConfigError(f"{where}: never_link must be a mapping")
@@ -120,7 +146,37 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         max_iterations=_positive_int(gr.get("max_iterations", 40), f"{where}: graph.max_iterations"),
         checkpoint_every=_positive_int(gr.get("checkpoint_every", 4), f"{where}: graph.checkpoint_every"),
     )
-    return IdentityConfig(never_link=rules, graph=graph)
+    return IdentityConfig(never_link=rules, graph=graph, limits=_parse_limits(raw.get("limits"), where))
+
+
+def _parse_limits(raw: Any, where: str) -> IdentifierLimits:
+    if raw is None:
+        return IdentifierLimits()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: limits must be a mapping")
+    _check_keys(raw, {"priority", "max_per_customer"}, f"{where}: limits")
+    listed = _str_tuple(raw.get("priority"), f"{where}: limits.priority")
+    for name in listed:
+        if name not in IDENTIFIER_TYPES:
+            raise ConfigError(
+                f"{where}: limits.priority names unknown identifier type {name!r}; known: {list(IDENTIFIER_TYPES)}"
+            )
+    if len(set(listed)) != len(listed):
+        raise ConfigError(f"{where}: limits.priority lists an identifier type twice: {list(listed)}")
+    # Types left out keep their default order, after the listed ones.
+    priority = listed + tuple(t for t in IDENTIFIER_TYPES if t not in listed)
+    caps_raw = raw.get("max_per_customer") or {}
+    if not isinstance(caps_raw, dict):
+        raise ConfigError(f"{where}: limits.max_per_customer must be a mapping of identifier type to a count")
+    caps = []
+    for name, value in caps_raw.items():
+        if name not in IDENTIFIER_TYPES:
+            raise ConfigError(
+                f"{where}: limits.max_per_customer names unknown identifier type {name!r}; "
+                f"known: {list(IDENTIFIER_TYPES)}"
+            )
+        caps.append((name, _positive_int(value, f"{where}: limits.max_per_customer.{name}")))
+    return IdentifierLimits(priority=priority, max_per_customer=tuple(sorted(caps)))
 
 
 def load_identity_config(conf_dir: str | Path) -> IdentityConfig:

@@ -30,7 +30,14 @@ from cdplake.identity.probabilistic import (
     train_model,
 )
 from cdplake.identity.record_linking import LinkResult, link_records
-from cdplake.identity.resolve import IdentityFrames, IdentityResult, resolve, resolve_identities
+from cdplake.identity.resolve import (
+    IdentityFrames,
+    IdentityResult,
+    ReviewDecision,
+    record_review_decisions,
+    resolve,
+    resolve_identities,
+)
 
 __all__ = [
     "CandidatePairBudgetExceeded",
@@ -63,5 +70,7 @@ __all__ = [
     "record_edges",
     "resolve",
     "resolve_identities",
+    "ReviewDecision",
+    "record_review_decisions",
     "split_never_link",
 ]

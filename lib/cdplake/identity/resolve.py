@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +20,16 @@ from cdplake.identity.customer_ids import (
 )
 from cdplake.identity.extract import SOURCES, extract_identifiers, flag_never_link
 from cdplake.identity.graph import connected_components, node_key, record_edges
+from cdplake.identity.limits import (
+    CANNOT_LINK,
+    DECISIONS,
+    DECISIONS_DDL,
+    broken_components,
+    check_decisions,
+    current_decisions,
+    must_link_edges,
+    refused_identifiers,
+)
 from cdplake.io.delta import append, table_version
 
 if TYPE_CHECKING:
@@ -30,6 +41,8 @@ IDENTITY_LAYER = "identity"
 # Appends to identity_changes / customer_id_aliases carry this txnAppId and, as txnVersion,
 # the customer_map version the run replaces + 1: a run redone after a crash appends nothing twice.
 CHANGES_APP_ID = "cdplake.identity.changes"
+# Reviewers' must-link / cannot-link decisions (cdplake.identity.limits), read by every run.
+REVIEW_DECISIONS = "review_decisions"
 
 
 @dataclass(frozen=True)
@@ -74,34 +87,86 @@ class IdentityResult:
     id_changes: dict[str, int] = field(default_factory=dict)
 
 
-def resolve(
-    silver: Mapping[str, DataFrame],
-    config: IdentityConfig,
-    assign_ids: CustomerIdAssigner = assign_minted_ids,
-) -> IdentityFrames:
-    """Resolve silver records into customers.
-
-    Not lazy all the way: the connected-components loop runs Spark jobs (one count per round).
-
-    Args:
-        silver: silver table name -> DataFrame (see :func:`extract_identifiers`).
-        config: never-link rules and graph limits.
-        assign_ids: turns components into customer ids; see
-            :mod:`cdplake.identity.customer_ids`.
-    """
-    flagged = flag_never_link(extract_identifiers(silver), config.never_link)
+def _split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
     blocked = flagged.where(F.col("blocked_reason").isNotNull()).withColumnRenamed("blocked_reason", "reason")
     linked = (
         flagged.where(F.col("blocked_reason").isNull())
         .drop("blocked_reason")
         .withColumn("node", node_key(F.col("id_type"), F.col("id_value")))
     )
-    components = connected_components(
-        linked.select("node"),
-        record_edges(linked),
-        max_iterations=config.graph.max_iterations,
-        checkpoint_every=config.graph.checkpoint_every,
-    )
+    return linked, blocked
+
+
+def resolve(
+    silver: Mapping[str, DataFrame],
+    config: IdentityConfig,
+    assign_ids: CustomerIdAssigner = assign_minted_ids,
+    decisions: DataFrame | None = None,
+) -> IdentityFrames:
+    """Resolve silver records into customers.
+
+    Not lazy all the way: the connected-components loop runs Spark jobs (one count per round),
+    and so does the check of the identifier caps and cannot-link decisions.
+
+    Args:
+        silver: silver table name -> DataFrame (see :func:`extract_identifiers`).
+        config: never-link rules, identifier caps and graph limits.
+        assign_ids: turns components into customer ids; see
+            :mod:`cdplake.identity.customer_ids`.
+        decisions: reviewers' decisions (:data:`cdplake.identity.limits.DECISIONS_DDL`), or None.
+
+    Raises:
+        ValueError: a decision row is invalid (unknown decision, missing identifier).
+    """
+    flagged = flag_never_link(extract_identifiers(silver), config.never_link)
+    linked, blocked = _split_flagged(flagged)
+    must_edges = cannot = None
+    if decisions is not None:
+        invalid = check_decisions(decisions).limit(5).collect()
+        if invalid:
+            raise ValueError(
+                f"identity/review_decisions has invalid rows (decision must be one of {list(DECISIONS)}, "
+                f"both identifiers and decided_at set), e.g. {[r.asDict() for r in invalid]}"
+            )
+        current = current_decisions(decisions).localCheckpoint(eager=True)
+        must_edges = must_link_edges(current, linked)
+        cannot = current.where(F.col("decision") == CANNOT_LINK).select("node_a", "node_b")
+
+    def components_of(linked: DataFrame) -> DataFrame:
+        edges = record_edges(linked)
+        if must_edges is not None:
+            edges = edges.unionByName(must_edges)
+        return connected_components(
+            linked.select("node"),
+            edges,
+            max_iterations=config.graph.max_iterations,
+            checkpoint_every=config.graph.checkpoint_every,
+        )
+
+    components = components_of(linked)
+    if config.limits.caps or cannot is not None:
+        broken = broken_components(linked, components, config.limits, cannot).localCheckpoint(eager=True)
+        if not broken.isEmpty():
+            refused = refused_identifiers(
+                linked,
+                components,
+                broken,
+                config.limits,
+                must_edges=must_edges,
+                cannot=cannot,
+                graph=config.graph,
+            ).withColumnRenamed("reason", "limit_reason")
+            columns = flagged.columns
+            flagged = (
+                flagged.join(refused, ["id_type", "id_value"], "left")
+                .withColumn("blocked_reason", F.coalesce("blocked_reason", "limit_reason"))
+                .select(*columns)
+                .localCheckpoint(eager=True)
+            )
+            linked, blocked = _split_flagged(flagged)
+            if must_edges is not None:
+                must_edges = must_link_edges(current, linked)
+            components = components_of(linked)
     customer_map = (
         linked.select("id_type", "id_value", "node")
         .distinct()
@@ -163,7 +228,9 @@ def resolve_identities(
             .load(map_path)
             .select("id_type", "id_value", "customer_id")
         )
-    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous))
+    decisions_path = env.paths.table(IDENTITY_LAYER, REVIEW_DECISIONS)
+    decisions = _store.read(spark, decisions_path) if _store.exists(spark, decisions_path) else None
+    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous), decisions)
     stamp = F.lit(run_id).alias("run_id")
     # Pinned so the change feed and the customer_map write share one assignment; record_customer
     # derives it again from the same inputs (previous map at a fixed version: same ids).
@@ -203,3 +270,49 @@ def resolve_identities(
         unresolved_records=observed_records - resolved_records,
         id_changes={r["change"]: int(r["count"]) for r in changes.groupBy("change").count().collect()},
     )
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """One reviewer decision about two identifiers (``id_type`` names as in customer_map).
+
+    Attributes:
+        decision: ``must_link``, ``cannot_link`` or ``clear`` (withdraws the pair's last decision).
+        a: ``(id_type, id_value)`` of one identifier, e.g. ``("email", "ann@x.com")``.
+        b: the other.
+        reviewer: who decided.
+        note: why, for whoever reads the table later.
+    """
+
+    decision: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+    reviewer: str
+    note: str = ""
+
+
+def record_review_decisions(
+    spark: SparkSession,
+    env: EnvConfig,
+    decisions: list[ReviewDecision],
+    decided_at: dt.datetime | None = None,
+) -> int:
+    """Append reviewer decisions to ``identity/review_decisions``; the next identity run applies them.
+
+    Raises:
+        ValueError: an unknown decision or identifier type.
+    """
+    from cdplake.config.identity import IDENTIFIER_TYPES
+
+    when = decided_at or dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for d in decisions:
+        if d.decision not in DECISIONS:
+            raise ValueError(f"decision {d.decision!r} is not one of {list(DECISIONS)}")
+        for id_type, _ in (d.a, d.b):
+            if id_type not in IDENTIFIER_TYPES:
+                raise ValueError(f"identifier type {id_type!r} is not one of {list(IDENTIFIER_TYPES)}")
+        rows.append((d.decision, *d.a, *d.b, d.reviewer, when, d.note))
+    frame = spark.createDataFrame(rows, DECISIONS_DDL)
+    frame.write.format("delta").mode("append").save(env.paths.table(IDENTITY_LAYER, REVIEW_DECISIONS))
+    return len(rows)
