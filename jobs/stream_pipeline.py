@@ -17,18 +17,21 @@ from cdplake.streaming import run_stream_pipeline
 
 
 def phase_logger(hold_after: str | None):
-    """Print a marker line after every phase; with ``CYCLE:PHASE`` stop there and wait forever.
+    """Print a marker line after every phase; pause at each ``CYCLE:PHASE`` of ``hold_after``.
 
-    The hold exists for the crash tests: it parks the process at an exact point of a cycle so
-    a ``kill -9`` lands there.
+    The holds exist for the crash tests: they park the process at exact points of a cycle so
+    a ``kill -9`` lands there. A held process goes on when a line arrives on stdin, and
+    waits forever when stdin is closed.
     """
+    holds = {h.strip() for h in hold_after.split(",")} if hold_after else set()
 
     def on_phase(cycle_id: int, phase: str) -> None:
         print(f"[cdplake-stream] cycle={cycle_id} phase={phase} done", flush=True)
-        if hold_after == f"{cycle_id}:{phase}":
+        if f"{cycle_id}:{phase}" in holds:
             print(f"[cdplake-stream] holding after cycle={cycle_id} phase={phase}", flush=True)
-            while True:
-                time.sleep(3600)
+            if not sys.stdin.readline():
+                while True:
+                    time.sleep(3600)
 
     return on_phase
 
@@ -44,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--as-of", default=None, help="fixed evaluation time for every cycle (default: the clock)"
     )
     parser.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles (interval trigger)")
-    parser.add_argument("--hold-after", default=None, help="testing: CYCLE:PHASE at which to pause forever")
+    parser.add_argument(
+        "--hold-after",
+        default=None,
+        help="testing: CYCLE:PHASE[,CYCLE:PHASE...] at which to pause until a line on stdin",
+    )
     args = parser.parse_args(argv)
     if args.run_id:
         parser.error("--run-id is not used: each cycle stamps run_id stream_c<cycle>")

@@ -226,6 +226,12 @@ def run_pipeline(
         lambda res: (
             f"{res.identifiers:,} identifiers, {res.blocked:,} blocked, id changes "
             + (", ".join(f"{k} {v:,}" for k, v in sorted(res.id_changes.items())) or "none")
+            + (
+                f", probabilistic links used {res.probabilistic_links['used']:,}"
+                f" refused {res.probabilistic_links['refused']:,}"
+                if res.probabilistic_links
+                else ""
+            )
         ),
     )
     steps.append(step)

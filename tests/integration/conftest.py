@@ -105,10 +105,10 @@ def s3_env(s3_server: S3Server, request: pytest.FixtureRequest) -> EnvConfig:
 
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A Spark standalone master + one worker (1 core, 1 GB) on free 127.0.0.1 ports."""
+    """A Spark standalone master + one worker (2 cores, 1 GB) on free 127.0.0.1 ports."""
     from cdplake.io.local_cluster import start_cluster
 
-    cluster = start_cluster(tmp_path_factory.mktemp("spark-cluster"), cores=1, memory="1g")
+    cluster = start_cluster(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="1g")
     yield cluster
     cluster.stop()
 

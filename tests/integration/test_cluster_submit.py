@@ -1,6 +1,6 @@
 """Jobs run under ``spark-submit`` on a real standalone cluster, the library shipped as --py-files.
 
-The ``spark_cluster`` fixture starts a master and one worker (1 core) on 127.0.0.1. The
+The ``spark_cluster`` fixture starts a master and one worker (2 cores) on 127.0.0.1. The
 driver of each submission is a separate process; the tests read what it wrote back through
 the run's shared session.
 """
@@ -48,7 +48,12 @@ SMOKE_JOB = textwrap.dedent(
 
 def _submit_env(lake: Path) -> dict[str, str]:
     # master: null lets spark-submit's --master win; conf/env/local.yaml says local[2].
-    return {"CDPLAKE__STORAGE__ROOT": str(lake), "CDPLAKE__SPARK__MASTER": "null"}
+    # Two shuffle partitions: one task per worker core (conf/env/local.yaml has 4).
+    return {
+        "CDPLAKE__STORAGE__ROOT": str(lake),
+        "CDPLAKE__SPARK__MASTER": "null",
+        "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
+    }
 
 
 def _core_jars(spark_env) -> list[str]:

@@ -326,3 +326,29 @@ def test_review_decisions_are_honoured_with_stable_ids(spark, lake_env):
     assert resolve_identities(spark, lake_env, "run-3").id_changes == {"merged": 1}
     assert table("record_customer").where(f"customer_id = '{ANN}'").count() == 6
     assert table("customer_id_aliases").where(f"old_id = '{crm1}'").select("customer_id").first()[0] == ANN
+
+
+def test_probabilistic_edges_above_the_threshold_join_customers(spark, lake_env):
+    write_silver(spark, lake_env)
+    # What cdplake-score-linkage writes; conf/linkage.yaml links at match_probability >= 0.9.
+    edges = spark.createDataFrame(
+        [
+            ("crm_contacts", "crm-2", "orders", "ord-3", 4.1, 0.95, "v1", "score-1"),  # Bob's till order
+            ("crm_contacts", "crm-2", "orders", "ord-4", 0.2, 0.53, "v1", "score-1"),  # too weak
+        ],
+        "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING, match_weight DOUBLE, "
+        "match_probability DOUBLE, model_version STRING, run_id STRING",
+    )
+    edges.write.format("delta").save(lake_env.paths.table("identity", "probabilistic_edges"))
+
+    result = resolve_identities(spark, lake_env, "run-1")
+
+    assert result.probabilistic_links == {"used": 1, "refused": 0}
+    rc = spark.read.format("delta").load(lake_env.paths.table("identity", "record_customer"))
+    assertDataFrameEqual(
+        rc.where("source = 'orders' OR source = 'crm_contacts'").select("record_key", "customer_id"),
+        spark.createDataFrame(
+            [("crm-1", ANN), ("ord-1", ANN), ("crm-2", BOB), ("ord-2", BOB), ("ord-3", BOB), ("ord-4", ORD4)],
+            "record_key STRING, customer_id STRING",
+        ),
+    )

@@ -3,14 +3,15 @@
 The same seeded landing files go into two lakes, in two waves (wave 2 lands after cycle 1).
 The reference lake is the session's ``two_wave_stream`` (conftest.py): the stream run
 uninterrupted in this process, through the same library call the job makes, its gold read at
-the versions cycle 2 left. The crash lake runs ``python jobs/stream_pipeline.py`` as a real subprocess and is
-killed with SIGKILL twice:
+the versions cycle 2 left. The crash lake runs ``python jobs/stream_pipeline.py`` as real
+subprocesses, killed with SIGKILL twice:
 
 1. in cycle 1 right after bronze reported done, so the kill lands inside the silver
-   micro-batches (wherever they happen to be), then restarted to completion;
-2. in cycle 2 parked (``--hold-after 2:profile``) after the profile MERGE committed and
-   before the membership MERGE and the progress row: the window where gold is half
-   written. Restarted to completion.
+   micro-batches (wherever they happen to be);
+2. restarted as a processing-time job, which completes cycle 1, is parked after its commit
+   while wave 2 lands, and is parked again in cycle 2 (``--hold-after 1:commit,2:profile``)
+   after the profile MERGE committed and before the membership MERGE and the progress row:
+   the window where gold is half written. Killed there, restarted to completion.
 
 Then every gold table must equal the reference, whole frame, every column. Nothing is
 excluded: a cycle's ``run_id`` is ``stream_c<cycle>`` (a function of the cycle, not of the
@@ -43,7 +44,7 @@ STARTUP_AND_CYCLE_TIMEOUT = 1800  # seconds; generous, the machine is shared
 class Job:
     """``python jobs/stream_pipeline.py`` on one lake, its stdout read line by line."""
 
-    def __init__(self, root: Path, conf: Path, *extra: str) -> None:
+    def __init__(self, root: Path, conf: Path, *extra: str, trigger: str = "availableNow") -> None:
         env = {
             **os.environ,
             "CDPLAKE_CONF_DIR": str(conf),
@@ -57,14 +58,21 @@ class Job:
             sys.executable,
             str(JOB),
             "--trigger",
-            "availableNow",
+            trigger,
             "--as-of",
             STREAM_AS_OF.isoformat(),
             *extra,
         ]
         self.log = (root.parent / f"{root.name}-job.log").open("a")
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,  # a held job goes on at a line on stdin (jobs/stream_pipeline.py)
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -85,6 +93,12 @@ class Job:
             self.seen.append(line)
             if marker in line:
                 return
+
+    def resume(self) -> None:
+        """Let a job parked by ``--hold-after`` go on."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)  # a real kill -9: no cleanup, no finally blocks
@@ -109,19 +123,24 @@ def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, two_wave_str
     crash_root = tmp_path / "crashed"
     conf = conf_without_dataset_checks(tmp_path)
 
-    # crashed: killed inside silver in cycle 1, restarted ...
+    # crashed: killed inside silver in cycle 1 ...
     land_wave(crash_root, files, 1)
     job = Job(crash_root, conf)
     job.wait_for("cycle=1 phase=bronze done")
     job.kill()
     assert not (crash_root / "delta" / "streaming" / "progress").exists()  # cycle 1 never committed
-    assert any("cycle 1:" in line and "full" in line for line in Job(crash_root, conf).finish())
 
-    # ... and killed with gold half written in cycle 2, restarted
+    # ... restarted as a processing-time job: cycle 1 completes and the job is parked after its
+    # commit while wave 2 lands, then cycle 2 is killed with gold half written ...
+    job = Job(crash_root, conf, "--hold-after", "1:commit,2:profile", trigger="2 seconds")
+    job.wait_for("holding after cycle=1 phase=commit")
     land_wave(crash_root, files, 2)
-    job = Job(crash_root, conf, "--hold-after", "2:profile")
+    job.resume()
     job.wait_for("holding after cycle=2 phase=profile")
+    assert any(line.startswith("cycle 1:") and "full" in line for line in job.seen), job.seen
     job.kill()
+
+    # ... and restarted to completion.
     out = Job(crash_root, conf).finish()
     assert any(line.startswith("cycle 2:") and "incremental" in line for line in out), out
 

@@ -218,3 +218,57 @@ def test_limits_config_is_validated():
         parse_identity_config({"limits": {"priority": ["email", "email"]}})
     with pytest.raises(ConfigError, match="must be a positive integer"):
         parse_identity_config({"limits": {"max_per_customer": {"email": 0}}})
+    assert parse_identity_config({"use_probabilistic_edges": False}).use_probabilistic_edges is False
+    with pytest.raises(ConfigError, match="use_probabilistic_edges must be true or false"):
+        parse_identity_config({"use_probabilistic_edges": "yes"})
+
+
+PAIRS_DDL = "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING"
+
+
+def test_probabilistic_links_join_components_within_limits(spark):
+    # A till order typed "J Smith" with a different email matched Jo's CRM contact; Max's
+    # order matched both Max and Mia, whom a reviewer keeps apart.
+    crm = spark.createDataFrame(
+        [("c1", "jo@x.com", None), ("c2", "max@x.com", None), ("c3", "mia@x.com", None)], CRM_DDL
+    )
+    orders = spark.createDataFrame([("o1", "jsmith@y.com", None), ("o2", "m.k@y.com", None)], ORDERS_DDL)
+    pairs = spark.createDataFrame(
+        [
+            ("crm_contacts", "c1", "orders", "o1"),
+            ("crm_contacts", "c2", "orders", "o2"),
+            ("orders", "o2", "crm_contacts", "c3"),
+            ("crm_contacts", "c9", "orders", "o1"),  # a record no longer in silver: ignored
+        ],
+        PAIRS_DDL,
+    )
+    cannot = ("cannot_link", "crm_contact_id", "c2", "crm_contact_id", "c3", "rev", T0, "siblings")
+
+    frames = resolve(
+        {"crm_contacts": crm, "orders": orders},
+        config(),
+        decisions=decisions(spark, cannot),
+        probabilistic=pairs,
+    )
+
+    jo = cid("crm_contact_id:c1")
+    assertDataFrameEqual(
+        frames.record_customer,
+        spark.createDataFrame(
+            [
+                ("crm_contacts", "c1", jo),
+                ("orders", "o1", jo),
+                ("crm_contacts", "c2", cid("crm_contact_id:c2")),
+                ("crm_contacts", "c3", cid("crm_contact_id:c3")),
+                ("orders", "o2", cid("email:m.k@y.com")),
+            ],
+            RECORDS_DDL,
+        ),
+    )
+    links = frames.probabilistic_links
+    assert sorted(links.groupBy("refused").count().collect()) == [(False, 1), (True, 2)]
+    assert frames.blocked.count() == 0  # a refused link blocks no identifier
+
+    # Without the decision Max's order joins both.
+    frames = resolve({"crm_contacts": crm, "orders": orders}, config(), probabilistic=pairs)
+    assert frames.record_customer.select("customer_id").distinct().count() == 2

@@ -77,6 +77,9 @@ class IdentityConfig:
     never_link: NeverLinkRules = NeverLinkRules()
     graph: GraphSettings = GraphSettings()
     limits: IdentifierLimits = IdentifierLimits()
+    # Join components with the scored pairs of identity/probabilistic_edges at or above
+    # conf/linkage.yaml's threshold_match_probability (when that table exists).
+    use_probabilistic_edges: bool = True
 
 
 def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
@@ -105,7 +108,10 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
     Raises:
         ConfigError: unknown keys, wrong types, or a pattern that is not a valid regex.
     """
-    _check_keys(raw, {"never_link", "graph", "limits"}, where)
+    _check_keys(raw, {"never_link", "graph", "limits", "use_probabilistic_edges"}, where)
+    use_edges = raw.get("use_probabilistic_edges", True)
+    if not isinstance(use_edges, bool):
+        raise ConfigError(f"{where}: use_probabilistic_edges must be true or false, got {use_edges!r}")
     nl = raw.get("never_link") or {}
     if not isinstance(nl, dict):
         raise ConfigError(f"{where}: never_link must be a mapping")
@@ -146,7 +152,12 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         max_iterations=_positive_int(gr.get("max_iterations", 40), f"{where}: graph.max_iterations"),
         checkpoint_every=_positive_int(gr.get("checkpoint_every", 4), f"{where}: graph.checkpoint_every"),
     )
-    return IdentityConfig(never_link=rules, graph=graph, limits=_parse_limits(raw.get("limits"), where))
+    return IdentityConfig(
+        never_link=rules,
+        graph=graph,
+        limits=_parse_limits(raw.get("limits"), where),
+        use_probabilistic_edges=use_edges,
+    )
 
 
 def _parse_limits(raw: Any, where: str) -> IdentifierLimits:

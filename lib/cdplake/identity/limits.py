@@ -252,3 +252,80 @@ def refused_identifiers(
         out = out.unionByName(part)
     names = held.select("node", "id_type", "id_value").distinct()
     return out.join(names, "node").groupBy("id_type", "id_value").agg(F.min("reason").alias("reason"))
+
+
+def join_probabilistic(
+    linked: DataFrame,
+    components: DataFrame,
+    pairs: DataFrame,
+    limits: IdentifierLimits,
+    *,
+    cannot: DataFrame | None = None,
+    graph: GraphSettings = _DEFAULT_GRAPH,
+) -> tuple[DataFrame, DataFrame]:
+    """Join deterministic components that probabilistically matched records link, within limits.
+
+    Probabilistic links are the weakest evidence, so they come after every identifier type:
+    the components they would join are grouped, and a group that would break a cap or a
+    cannot-link decision is not joined at all (its components stay apart, its links unused).
+
+    Args:
+        linked: ``source, record_key, id_type, node`` of every linked identifier.
+        components: ``node, component`` of the deterministic graph (limits already applied).
+        pairs: ``source_l, record_key_l, source_r, record_key_r`` links above the threshold.
+        limits: the caps.
+        cannot: ``node_a, node_b`` cannot-link pairs.
+        graph: connected-components settings.
+
+    Returns:
+        ``(components, used)``: ``node, component`` after the joins, and ``component_l,
+        component_r, refused`` for every link between two different components (``refused``
+        true when its group broke a limit).
+    """
+    record_component = (
+        linked.select("source", "record_key", "node")
+        .join(components, "node")
+        .groupBy("source", "record_key")
+        .agg(F.min("component").alias("component"))
+    )
+    side = {
+        s: record_component.select(
+            F.col("source").alias(f"source_{s}"),
+            F.col("record_key").alias(f"record_key_{s}"),
+            F.col("component").alias(f"component_{s}"),
+        )
+        for s in ("l", "r")
+    }
+    links = (
+        pairs.select("source_l", "record_key_l", "source_r", "record_key_r")
+        .join(side["l"], ["source_l", "record_key_l"])
+        .join(side["r"], ["source_r", "record_key_r"])
+        .where(F.col("component_l") != F.col("component_r"))
+        .select("component_l", "component_r")
+        .distinct()
+        .localCheckpoint(eager=True)
+    )
+    if links.isEmpty():
+        return components, links.withColumn("refused", F.lit(False))
+    grouped = connected_components(
+        links.select(F.col("component_l").alias("node")).unionByName(
+            links.select(F.col("component_r").alias("node"))
+        ),
+        links.select(F.col("component_l").alias("src"), F.col("component_r").alias("dst")),
+        max_iterations=graph.max_iterations,
+        checkpoint_every=graph.checkpoint_every,
+    ).select(F.col("node").alias("component"), F.col("component").alias("group"))
+    members = linked.select("id_type", "node").distinct().join(components, "node").join(grouped, "component")
+    bad = _broken(members.select("group", "id_type", "node"), "group", limits.caps, cannot)
+    bad = bad.select("group", F.lit(True).alias("refused")).localCheckpoint(eager=True)
+    verdict = grouped.join(bad, "group", "left").select(
+        "component", "group", F.coalesce("refused", F.lit(False)).alias("refused")
+    )
+    joined = components.join(verdict, "component", "left").select(
+        "node",
+        F.when(F.col("refused") | F.col("group").isNull(), F.col("component"))
+        .otherwise(F.col("group"))
+        .alias("component"),
+    )
+    used = links.join(verdict.select(F.col("component").alias("component_l"), "refused"), "component_l")
+    return joined, used

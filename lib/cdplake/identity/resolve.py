@@ -27,6 +27,7 @@ from cdplake.identity.limits import (
     broken_components,
     check_decisions,
     current_decisions,
+    join_probabilistic,
     must_link_edges,
     refused_identifiers,
 )
@@ -55,12 +56,15 @@ class IdentityFrames:
         customer_map: ``id_type, id_value, customer_id`` for every linked identifier.
         record_customer: ``source, record_key, customer_id`` for every record with at least
             one linked identifier.
+        probabilistic_links: ``component_l, component_r, refused`` per probabilistic link
+            between two deterministic components (None when no pairs were given).
     """
 
     identifiers: DataFrame
     blocked: DataFrame
     customer_map: DataFrame
     record_customer: DataFrame
+    probabilistic_links: DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class IdentityResult:
         unresolved_records: records whose every identifier was blocked (no customer).
         id_changes: rows appended to identity/identity_changes, by change
             (created, merged, split, removed).
+        probabilistic_links: links between deterministic components from
+            identity/probabilistic_edges, ``used`` and ``refused`` (a limit); empty without
+            that table.
     """
 
     customers: int
@@ -85,6 +92,7 @@ class IdentityResult:
     blocked_by_reason: dict[str, int] = field(default_factory=dict)
     unresolved_records: int = 0
     id_changes: dict[str, int] = field(default_factory=dict)
+    probabilistic_links: dict[str, int] = field(default_factory=dict)
 
 
 def _split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -102,6 +110,7 @@ def resolve(
     config: IdentityConfig,
     assign_ids: CustomerIdAssigner = assign_minted_ids,
     decisions: DataFrame | None = None,
+    probabilistic: DataFrame | None = None,
 ) -> IdentityFrames:
     """Resolve silver records into customers.
 
@@ -114,6 +123,10 @@ def resolve(
         assign_ids: turns components into customer ids; see
             :mod:`cdplake.identity.customer_ids`.
         decisions: reviewers' decisions (:data:`cdplake.identity.limits.DECISIONS_DDL`), or None.
+        probabilistic: ``source_l, record_key_l, source_r, record_key_r`` of probabilistically
+            matched record pairs to join on (already above the threshold), or None. They join
+            deterministic components after every identifier type, within the same limits
+            (:func:`cdplake.identity.limits.join_probabilistic`).
 
     Raises:
         ValueError: a decision row is invalid (unknown decision, missing identifier).
@@ -167,6 +180,12 @@ def resolve(
             if must_edges is not None:
                 must_edges = must_link_edges(current, linked)
             components = components_of(linked)
+    links = None
+    if probabilistic is not None:
+        components, links = join_probabilistic(
+            linked, components, probabilistic, config.limits, cannot=cannot, graph=config.graph
+        )
+        components = components.localCheckpoint(eager=True)
     customer_map = (
         linked.select("id_type", "id_value", "node")
         .distinct()
@@ -185,6 +204,7 @@ def resolve(
         blocked=blocked,
         customer_map=customer_map,
         record_customer=record_customer,
+        probabilistic_links=links,
     )
 
 
@@ -230,12 +250,14 @@ def resolve_identities(
         )
     decisions_path = env.paths.table(IDENTITY_LAYER, REVIEW_DECISIONS)
     decisions = _store.read(spark, decisions_path) if _store.exists(spark, decisions_path) else None
-    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous), decisions)
+    pairs = probabilistic_pairs(spark, env) if config.use_probabilistic_edges else None
+    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous), decisions, pairs)
     stamp = F.lit(run_id).alias("run_id")
     # Pinned so the change feed and the customer_map write share one assignment; record_customer
     # derives it again from the same inputs (previous map at a fixed version: same ids).
     customer_map = frames.customer_map.localCheckpoint(eager=True)
-    frames = IdentityFrames(frames.identifiers, frames.blocked, customer_map, frames.record_customer)
+    links = frames.probabilistic_links
+    frames = IdentityFrames(frames.identifiers, frames.blocked, customer_map, frames.record_customer, links)
     changes = identity_changes(previous, customer_map).localCheckpoint(eager=True)
     changed_at = F.current_timestamp().alias("changed_at")
     txn = {"app_id": CHANGES_APP_ID, "version": map_version + 1}
@@ -269,7 +291,34 @@ def resolve_identities(
         blocked_by_reason=dict(sorted(by_reason.items())),
         unresolved_records=observed_records - resolved_records,
         id_changes={r["change"]: int(r["count"]) for r in changes.groupBy("change").count().collect()},
+        probabilistic_links=_link_counts(links),
     )
+
+
+def _link_counts(links: DataFrame | None) -> dict[str, int]:
+    if links is None:
+        return {}
+    row = links.agg(
+        F.count(F.when(~F.col("refused"), 1)).alias("used"),
+        F.count(F.when(F.col("refused"), 1)).alias("refused"),
+    ).first()
+    return {"used": int(row["used"]), "refused": int(row["refused"])}
+
+
+def probabilistic_pairs(spark: SparkSession, env: EnvConfig) -> DataFrame | None:
+    """Record pairs of ``identity/probabilistic_edges`` at or above the link threshold, or None.
+
+    The threshold is ``threshold_match_probability`` of ``conf/linkage.yaml``; the table is
+    what the last scoring run (``cdplake-score-linkage``) wrote.
+    """
+    from cdplake.config.linkage import load_linkage_config
+    from cdplake.identity.probabilistic import EDGES_TABLE
+
+    path = env.paths.table(IDENTITY_LAYER, EDGES_TABLE)
+    if not _store.exists(spark, path):
+        return None
+    threshold = load_linkage_config(env.conf_dir).threshold_match_probability
+    return _store.read(spark, path).where(F.col("match_probability") >= threshold)
 
 
 @dataclass(frozen=True)
