@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 SOURCES = ("events", "email", "crm", "orders")
 SILVER_TABLES = ("events", "email_events", "crm_contacts", "crm_contacts_history", "orders")
 IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer", "identity_changes")
-GOLD_TABLES = ("customer_profile", "segment_membership", "segment_summary")
+GOLD_TABLES = ("customer_profile", "customer_profile_history", "segment_membership", "segment_summary")
 QUALITY_TABLES = ("dq_results",)
 
 
@@ -227,8 +227,7 @@ def run_pipeline(
             f"{res.identifiers:,} identifiers, {res.blocked:,} blocked, id changes "
             + (", ".join(f"{k} {v:,}" for k, v in sorted(res.id_changes.items())) or "none")
             + (
-                f", probabilistic links used {res.probabilistic_links['used']:,}"
-                f" refused {res.probabilistic_links['refused']:,}"
+                ", probabilistic links " + ", ".join(f"{k} {v:,}" for k, v in res.probabilistic_links.items())
                 if res.probabilistic_links
                 else ""
             )

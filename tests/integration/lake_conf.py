@@ -34,7 +34,13 @@ def conf_without_dataset_checks(folder: Path) -> Path:
 STREAM_AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
 STREAM_DEMO = DemoConfig(customers=30, days=4, seed=11, end_date=dt.date(2026, 11, 1))
 WAVE_1_LAST_DAY = "2026-10-30"  # wave 1: Oct 29-30, wave 2: Oct 31 - Nov 1
-STREAM_GOLD = ("customer_profile", "segment_membership", "segment_summary", "realtime_signals")
+STREAM_GOLD = (
+    "customer_profile",
+    "customer_profile_history",
+    "segment_membership",
+    "segment_summary",
+    "realtime_signals",
+)
 
 
 def land_wave(root: Path, files: dict[str, bytes], wave: int) -> int:

@@ -7,10 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from test_identity_resolve import ANN, BOB, CAT, ORD3, ORD4, write_silver
 
 from cdplake.config import load_segments_config
+from cdplake.features import ATTRIBUTES
 from cdplake.identity import resolve_identities
 from cdplake.segments import build_gold
 
@@ -119,3 +121,14 @@ def test_build_gold_two_runs(spark, lake_env):
             "excluded_no_consent BIGINT, computed_at TIMESTAMP",
         ),
     )
+    # The golden attributes did not change between the runs (same silver): the history holds
+    # run 1's versions only, still current; run 2 opened and closed nothing.
+    expected_history = table("customer_profile").select(
+        "customer_id",
+        *ATTRIBUTES,
+        F.lit(RUN1_AT).cast("timestamp").alias("valid_from"),
+        F.lit(None).cast("timestamp").alias("valid_to"),
+        F.lit(True).alias("is_current"),
+        F.lit("run-1").alias("run_id"),
+    )
+    assertDataFrameEqual(table("customer_profile_history"), expected_history)

@@ -343,7 +343,7 @@ def test_probabilistic_edges_above_the_threshold_join_customers(spark, lake_env)
 
     result = resolve_identities(spark, lake_env, "run-1")
 
-    assert result.probabilistic_links == {"used": 1, "refused": 0}
+    assert result.probabilistic_links == {"joined": 1, "weak_bridge": 0, "refused": 0}
     rc = spark.read.format("delta").load(lake_env.paths.table("identity", "record_customer"))
     assertDataFrameEqual(
         rc.where("source = 'orders' OR source = 'crm_contacts'").select("record_key", "customer_id"),

@@ -63,10 +63,14 @@ def test_incremental_gold_equals_a_full_build(spark, streamed):
     before_version = membership_version.first()["version"]
     profile_before = gold(spark, env, "customer_profile").drop("run_id").localCheckpoint()
     membership_before = gold(spark, env, "segment_membership").localCheckpoint()
+    history_before = gold(spark, env, "customer_profile_history").localCheckpoint()
+    assert history_before.where("is_current").count() == profile_before.count()
 
     build_gold(spark, env, "full-check", AS_OF)
 
     assertDataFrameEqual(gold(spark, env, "customer_profile").drop("run_id"), profile_before)
+    # the full build's history MERGE found every version as the cycles left it
+    assertDataFrameEqual(gold(spark, env, "customer_profile_history"), history_before)
     # the full MERGE opened and closed nothing: every stay is exactly as the stream left it
     assertDataFrameEqual(gold(spark, env, "segment_membership"), membership_before)
     assert gold(spark, env, "segment_membership", before_version).count() == membership_before.count()

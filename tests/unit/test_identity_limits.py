@@ -223,7 +223,12 @@ def test_limits_config_is_validated():
         parse_identity_config({"use_probabilistic_edges": "yes"})
 
 
-PAIRS_DDL = "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING"
+PAIRS_DDL = (
+    "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING, match_probability DOUBLE"
+)
+LINKS_DDL = (
+    "component_l STRING, component_r STRING, match_probability DOUBLE, record_pairs BIGINT, outcome STRING"
+)
 
 
 def test_probabilistic_links_join_components_within_limits(spark):
@@ -235,10 +240,11 @@ def test_probabilistic_links_join_components_within_limits(spark):
     orders = spark.createDataFrame([("o1", "jsmith@y.com", None), ("o2", "m.k@y.com", None)], ORDERS_DDL)
     pairs = spark.createDataFrame(
         [
-            ("crm_contacts", "c1", "orders", "o1"),
-            ("crm_contacts", "c2", "orders", "o2"),
-            ("orders", "o2", "crm_contacts", "c3"),
-            ("crm_contacts", "c9", "orders", "o1"),  # a record no longer in silver: ignored
+            ("crm_contacts", "c1", "orders", "o1", 0.95),
+            # Strong links: under 0.99 these two would be cut as weak bridges (next test).
+            ("crm_contacts", "c2", "orders", "o2", 0.995),
+            ("orders", "o2", "crm_contacts", "c3", 0.995),
+            ("crm_contacts", "c9", "orders", "o1", 0.99),  # a record no longer in silver: ignored
         ],
         PAIRS_DDL,
     )
@@ -265,10 +271,120 @@ def test_probabilistic_links_join_components_within_limits(spark):
             RECORDS_DDL,
         ),
     )
-    links = frames.probabilistic_links
-    assert sorted(links.groupBy("refused").count().collect()) == [(False, 1), (True, 2)]
+    assertDataFrameEqual(
+        frames.probabilistic_links,
+        spark.createDataFrame(
+            [
+                ("crm_contact_id:c1", "email:jsmith@y.com", 0.95, 1, "joined"),
+                ("crm_contact_id:c2", "email:m.k@y.com", 0.995, 1, "refused"),
+                ("crm_contact_id:c3", "email:m.k@y.com", 0.995, 1, "refused"),
+            ],
+            LINKS_DDL,
+        ),
+    )
     assert frames.blocked.count() == 0  # a refused link blocks no identifier
 
     # Without the decision Max's order joins both.
     frames = resolve({"crm_contacts": crm, "orders": orders}, config(), probabilistic=pairs)
     assert frames.record_customer.select("customer_id").distinct().count() == 2
+
+
+def test_a_weak_link_that_alone_bridges_two_clusters_is_cut(spark):
+    # Ann (CRM c1 + till order o1) and Bob (c2 + o2) are each a strong match; one weak match
+    # (0.95) between Ann's order and Bob's contact would merge them and is their only path:
+    # a weak bridge, cut. Cy's three records match each other weakly in a triangle: no link
+    # is a bridge, so they join although every link is weak.
+    crm = spark.createDataFrame(
+        [("c1", "ann@x.com", None), ("c2", "bob@x.com", None), ("c3", "cy@x.com", None)], CRM_DDL
+    )
+    orders = spark.createDataFrame(
+        [
+            ("o1", "a.w@y.com", None),
+            ("o2", "bob.k@y.com", None),
+            ("o3", "cy1@y.com", None),
+            ("o4", "cy2@y.com", None),
+        ],
+        ORDERS_DDL,
+    )
+    pairs = spark.createDataFrame(
+        [
+            ("crm_contacts", "c1", "orders", "o1", 0.999),
+            ("crm_contacts", "c2", "orders", "o2", 0.995),
+            ("orders", "o2", "crm_contacts", "c2", 0.97),  # the same two records again: one link
+            ("orders", "o1", "crm_contacts", "c2", 0.95),
+            ("crm_contacts", "c3", "orders", "o3", 0.95),
+            ("orders", "o3", "orders", "o4", 0.95),
+            ("orders", "o4", "crm_contacts", "c3", 0.95),
+        ],
+        PAIRS_DDL,
+    )
+    silver = {"crm_contacts": crm, "orders": orders}
+
+    frames = resolve(silver, config(), probabilistic=pairs)
+
+    ann, bob, cy = cid("crm_contact_id:c1"), cid("crm_contact_id:c2"), cid("crm_contact_id:c3")
+    assertDataFrameEqual(
+        frames.record_customer,
+        spark.createDataFrame(
+            [
+                ("crm_contacts", "c1", ann),
+                ("orders", "o1", ann),
+                ("crm_contacts", "c2", bob),
+                ("orders", "o2", bob),
+                ("crm_contacts", "c3", cy),
+                ("orders", "o3", cy),
+                ("orders", "o4", cy),
+            ],
+            RECORDS_DDL,
+        ),
+    )
+    assertDataFrameEqual(
+        frames.probabilistic_links,
+        spark.createDataFrame(
+            [
+                ("crm_contact_id:c1", "email:a.w@y.com", 0.999, 1, "joined"),
+                ("crm_contact_id:c2", "email:bob.k@y.com", 0.995, 2, "joined"),  # best of its 2 pairs
+                ("crm_contact_id:c2", "email:a.w@y.com", 0.95, 1, "weak_bridge"),
+                ("crm_contact_id:c3", "email:cy1@y.com", 0.95, 1, "joined"),
+                ("email:cy1@y.com", "email:cy2@y.com", 0.95, 1, "joined"),
+                ("crm_contact_id:c3", "email:cy2@y.com", 0.95, 1, "joined"),
+            ],
+            LINKS_DDL,
+        ),
+    )
+
+    # With the guard off, the weak bridge merges Ann and Bob.
+    off = IdentityConfig(never_link=NeverLinkRules(), graph=GRAPH, weak_bridge_probability=0.0)
+    merged = resolve(silver, off, probabilistic=pairs).record_customer
+    assert merged.where("record_key IN ('c1', 'c2')").select("customer_id").distinct().count() == 1
+
+
+def test_weak_bridge_probability_is_validated():
+    assert parse_identity_config({"weak_bridge_probability": 0}).weak_bridge_probability == 0.0
+    with pytest.raises(ConfigError, match="weak_bridge_probability must be a number from 0 to 1"):
+        parse_identity_config({"weak_bridge_probability": 1.5})
+
+
+def test_bridges_are_the_edges_no_cycle_covers():
+    import pandas as pd
+
+    from cdplake.identity.graph import _mark_bridges
+
+    # Two triangles a-b-c and d-e-f joined by c-d, and a tail f-g: c-d and f-g are bridges.
+    edges = pd.DataFrame(
+        {
+            "group": ["g"] * 8,
+            "src": ["a", "b", "a", "c", "d", "e", "d", "f"],
+            "dst": ["b", "c", "c", "d", "e", "f", "f", "g"],
+        }
+    )
+    assert _mark_bridges(edges)["bridge"].tolist() == [False, False, False, True, False, False, False, True]
+    # A chain: every edge is a bridge (and no recursion limit on a long one).
+    chain = pd.DataFrame(
+        {
+            "group": "g",
+            "src": [f"n{i:05d}" for i in range(5000)],
+            "dst": [f"n{i + 1:05d}" for i in range(5000)],
+        }
+    )
+    assert _mark_bridges(chain)["bridge"].all()

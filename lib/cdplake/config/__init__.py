@@ -1,7 +1,13 @@
 """Typed configuration: environments, paths and business settings parsed from `conf/`."""
 
 from cdplake.config.contracts import ContractField, SourceContract, load_contract
-from cdplake.config.features import FeaturesConfig, Trait, load_features_config
+from cdplake.config.features import (
+    FeaturesConfig,
+    GoldenSettings,
+    SurvivorshipRule,
+    Trait,
+    load_features_config,
+)
 from cdplake.config.identity import (
     GraphSettings,
     IdentifierLimits,
@@ -55,6 +61,8 @@ __all__ = [
     "default_conf_dir",
     "load_env",
     "FeaturesConfig",
+    "GoldenSettings",
+    "SurvivorshipRule",
     "Trait",
     "load_features_config",
     "GraphSettings",

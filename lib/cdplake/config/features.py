@@ -1,4 +1,5 @@
-"""Feature (trait) declarations and the settings of the built-in feature groups, from ``conf/features.yaml``.
+"""Feature (trait) declarations, the settings of the built-in feature groups and the survivorship
+rules of the golden attributes, from ``conf/features.yaml``.
 
 Declared traits are compiled to Spark aggregations by :mod:`cdplake.features.traits`; their
 SQL (``column``, ``filter``, ``expression``) is checked when compiled against a DataFrame,
@@ -19,6 +20,22 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Trait sources prepared by cdplake.features.sources, each with its own time column.
 TRAIT_SOURCES = ("orders", "events", "email_events", "email_messages", "sessions")
 AGGREGATES = ("count", "count_distinct", "sum", "avg", "min", "max", "decayed_sum")
+# Golden contact attributes of the profile, and the sources their values are observed in
+# (cdplake.features.profile maps each source to its silver table and columns).
+GOLDEN_ATTRIBUTES = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "city",
+    "postcode",
+    "country",
+    "loyalty_tier",
+)
+GOLDEN_SOURCES = ("crm", "events", "orders", "email_events")
+SURVIVORSHIP_RULES = ("most_recent", "source_priority", "most_frequent")
+#: In a ``source_priority`` list: every source the list does not name, as one group, newest first.
+OTHER_SOURCES = "*"
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,43 @@ class ClvSettings:
 
 
 @dataclass(frozen=True)
+class SurvivorshipRule:
+    """How one golden attribute's value is chosen from the values observed for a customer.
+
+    Attributes:
+        rule: one of :data:`SURVIVORSHIP_RULES`: ``most_recent`` (the newest non-null value
+            of any source), ``source_priority`` (the first of ``sources`` holding a non-null
+            value wins, its newest value) or ``most_frequent`` (the value on the most
+            records; ties to the one seen most recently, then the smallest).
+        sources: ``source_priority`` only: :data:`GOLDEN_SOURCES` in order of preference;
+            :data:`OTHER_SOURCES` (``*``) stands for every source not named, taken together
+            newest first. Sources not listed are not used.
+    """
+
+    rule: str = "source_priority"
+    sources: tuple[str, ...] = ("crm", OTHER_SOURCES)
+
+
+@dataclass(frozen=True)
+class GoldenSettings:
+    """Survivorship rules of the golden attributes.
+
+    The defaults are CRM first, then the newest value observed anywhere else.
+
+    Attributes:
+        default: the rule of every attribute ``attributes`` does not name.
+        attributes: attribute (one of :data:`GOLDEN_ATTRIBUTES`) -> its own rule.
+    """
+
+    default: SurvivorshipRule = SurvivorshipRule()
+    attributes: dict[str, SurvivorshipRule] = field(default_factory=dict)
+
+    def rule_for(self, attribute: str) -> SurvivorshipRule:
+        """The rule that chooses ``attribute``."""
+        return self.attributes.get(attribute, self.default)
+
+
+@dataclass(frozen=True)
 class FeaturesConfig:
     """Settings of the built-in groups and the declared traits, in output order."""
 
@@ -146,6 +200,7 @@ class FeaturesConfig:
     rfm: RfmSettings = RfmSettings()
     clv: ClvSettings = ClvSettings()
     traits: tuple[Trait, ...] = ()
+    golden: GoldenSettings = GoldenSettings()
 
 
 def _keys(raw: Any, known: set[str], where: str) -> dict[str, Any]:
@@ -262,6 +317,40 @@ def _clv(raw: Any, where: str) -> ClvSettings:
     return clv
 
 
+def _survivorship_rule(raw: Any, where: str) -> SurvivorshipRule:
+    if isinstance(raw, str):  # shorthand for a rule without sources: `phone: most_recent`
+        raw = {"rule": raw}
+    body = _keys(raw, {"rule", "sources"}, where)
+    rule = body.get("rule")
+    if rule not in SURVIVORSHIP_RULES:
+        raise ConfigError(f"{where}.rule must be one of {list(SURVIVORSHIP_RULES)}, got {rule!r}")
+    sources = body.get("sources")
+    if rule != "source_priority":
+        if sources is not None:
+            raise ConfigError(f"{where}.sources applies to rule source_priority only")
+        return SurvivorshipRule(rule=rule, sources=())
+    known = (*GOLDEN_SOURCES, OTHER_SOURCES)
+    if not isinstance(sources, list) or not sources:
+        raise ConfigError(f"{where}.sources must be a non-empty list of sources (some of {list(known)})")
+    for source in sources:
+        if source not in known:
+            raise ConfigError(f"{where}.sources: unknown source {source!r}; expected some of {list(known)}")
+    repeated = sorted({s for s in sources if sources.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"{where}.sources: {repeated} listed more than once")
+    return SurvivorshipRule(rule=rule, sources=tuple(sources))
+
+
+def _golden(raw: Any, where: str) -> GoldenSettings:
+    body = _keys(raw, {"default", "attributes"}, where)
+    default = GoldenSettings().default
+    if body.get("default") is not None:
+        default = _survivorship_rule(body["default"], f"{where}.default")
+    attributes = _keys(body.get("attributes"), set(GOLDEN_ATTRIBUTES), f"{where}.attributes")
+    rules = {a: _survivorship_rule(r, f"{where}.attributes.{a}") for a, r in attributes.items()}
+    return GoldenSettings(default=default, attributes=rules)
+
+
 def _sql(raw: Any, where: str) -> str | None:
     if raw is None:
         return None
@@ -320,9 +409,10 @@ def parse_features_config(raw: dict[str, Any], where: str = FEATURES_FILE) -> Fe
     """Validate a parsed ``features.yaml`` mapping.
 
     Raises:
-        ConfigError: unknown keys, bad numbers or regexes, duplicate trait names.
+        ConfigError: unknown keys, bad numbers or regexes, duplicate trait names, unknown
+            survivorship rules, sources or attributes.
     """
-    body = _keys(raw, {"settings", "traits"}, where)
+    body = _keys(raw, {"settings", "traits", "golden"}, where)
     settings = _keys(body.get("settings"), {"email", "browsing", "rfm", "clv"}, f"{where}: settings")
     raw_traits = body.get("traits") or []
     if not isinstance(raw_traits, list):
@@ -339,6 +429,7 @@ def parse_features_config(raw: dict[str, Any], where: str = FEATURES_FILE) -> Fe
         rfm=_rfm(settings.get("rfm"), f"{where}: settings.rfm"),
         clv=_clv(settings.get("clv"), f"{where}: settings.clv"),
         traits=traits,
+        golden=_golden(body.get("golden"), f"{where}: golden"),
     )
 
 

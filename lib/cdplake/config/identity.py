@@ -80,6 +80,10 @@ class IdentityConfig:
     # Join components with the scored pairs of identity/probabilistic_edges at or above
     # conf/linkage.yaml's threshold_match_probability (when that table exists).
     use_probabilistic_edges: bool = True
+    # In a group of three or more components joined by probabilistic links, a link whose
+    # removal would split the group (a bridge) and whose best scored pair is below this
+    # probability is cut (0 turns the cut off).
+    weak_bridge_probability: float = 0.99
 
 
 def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
@@ -108,10 +112,15 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
     Raises:
         ConfigError: unknown keys, wrong types, or a pattern that is not a valid regex.
     """
-    _check_keys(raw, {"never_link", "graph", "limits", "use_probabilistic_edges"}, where)
+    _check_keys(
+        raw, {"never_link", "graph", "limits", "use_probabilistic_edges", "weak_bridge_probability"}, where
+    )
     use_edges = raw.get("use_probabilistic_edges", True)
     if not isinstance(use_edges, bool):
         raise ConfigError(f"{where}: use_probabilistic_edges must be true or false, got {use_edges!r}")
+    bridge = raw.get("weak_bridge_probability", 0.99)
+    if isinstance(bridge, bool) or not isinstance(bridge, (int, float)) or not 0 <= bridge <= 1:
+        raise ConfigError(f"{where}: weak_bridge_probability must be a number from 0 to 1, got {bridge!r}")
     nl = raw.get("never_link") or {}
     if not isinstance(nl, dict):
         raise ConfigError(f"{where}: never_link must be a mapping")
@@ -157,6 +166,7 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         graph=graph,
         limits=_parse_limits(raw.get("limits"), where),
         use_probabilistic_edges=use_edges,
+        weak_bridge_probability=float(bridge),
     )
 
 

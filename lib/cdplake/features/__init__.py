@@ -1,4 +1,4 @@
-"""Per-customer features: golden attributes, built-in groups (RFM, CLV, browsing, email
+"""Per-customer features: golden attributes (configurable survivorship), built-in groups (RFM, CLV, browsing, email
 engagement) and the traits declared in ``conf/features.yaml``, relative to an as-of time."""
 
 from cdplake.features.browsing import order_times, sessionize, sessions, top_categories
@@ -7,6 +7,9 @@ from cdplake.features.engagement import email_messages, flag_email_events
 from cdplake.features.profile import (
     ATTRIBUTES,
     FEATURE_SCHEMA,
+    OBSERVED_SOURCES,
+    ObservedSource,
+    attribute_observations,
     customer_features,
     email_features,
     event_features,
@@ -18,6 +21,7 @@ from cdplake.features.profile import (
     with_customer,
 )
 from cdplake.features.rfm import CLV_COLUMNS, clv_columns, quintile_score, rfm_cell, rfm_columns, rfm_features
+from cdplake.features.survivorship import source_rank, survive, survivor_key
 from cdplake.features.traits import FeatureDefinitionError, aggregate_traits, decay_weight, fill_traits
 
 __all__ = [
@@ -25,7 +29,10 @@ __all__ = [
     "CLV_COLUMNS",
     "FEATURE_SCHEMA",
     "FeatureDefinitionError",
+    "OBSERVED_SOURCES",
+    "ObservedSource",
     "aggregate_traits",
+    "attribute_observations",
     "as_utc",
     "at_or_before",
     "clv_columns",
@@ -48,6 +55,9 @@ __all__ = [
     "seen_features",
     "sessionize",
     "sessions",
+    "source_rank",
+    "survive",
+    "survivor_key",
     "top_categories",
     "trait_sources",
     "ts_lit",

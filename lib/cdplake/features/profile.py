@@ -4,26 +4,29 @@ Everything is relative to an injected ``as_of``; nothing here reads the clock. A
 (events, orders, email engagement) counts only records at or before ``as_of`` so a backfill
 for an earlier date sees what was known then; golden attributes observed on those records
 follow the same rule. CRM rows are used whatever their date: CRM is a current-state
-snapshot, so an as-of view of it cannot be rebuilt anyway.
+snapshot, so an as-of view of it cannot be rebuilt anyway. Which observed value becomes a
+golden attribute is configured per attribute (:mod:`cdplake.features.survivorship`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.config.features import FeaturesConfig
+from cdplake.config.features import GOLDEN_ATTRIBUTES, FeaturesConfig, GoldenSettings
 from cdplake.features.browsing import order_times, top_categories
 from cdplake.features.browsing import sessions as browsing_sessions
-from cdplake.features.columns import at_or_before, days_between, newest_first_key, within_days
+from cdplake.features.columns import at_or_before, days_between, within_days
 from cdplake.features.engagement import email_messages, flag_email_events
 from cdplake.features.rfm import CLV_COLUMNS, clv_columns, rfm_columns, rfm_features
+from cdplake.features.survivorship import OBSERVED_AT, SOURCE, survive
 from cdplake.features.traits import FeatureDefinitionError, aggregate_traits, fill_traits
 
-ATTRIBUTES = ("email", "phone", "first_name", "last_name", "city", "postcode", "country", "loyalty_tier")
+ATTRIBUTES = GOLDEN_ATTRIBUTES
 
 # Segment e-commerce spec event names.
 PRODUCT_VIEWED = "Product Viewed"
@@ -59,9 +62,8 @@ COUNT_FEATURES = (
     "email_clicks_30d",
 )
 
-# CRM wins over what people typed on the web, at the till or what the email platform saw.
-CRM_PRIORITY = 0
-OBSERVED_PRIORITY = 1
+# CRM is a current-state snapshot: its rows are used whatever their date.
+CRM_SOURCE = "crm"
 
 
 def with_customer(df: DataFrame, record_customer: DataFrame, source: str, key: str) -> DataFrame:
@@ -79,30 +81,71 @@ def with_customer(df: DataFrame, record_customer: DataFrame, source: str, key: s
     return df.join(mapping, F.col(key).cast("string") == F.col("_record_key")).drop("_record_key")
 
 
-def _candidates(
+@dataclass(frozen=True)
+class ObservedSource:
+    """Where a golden source's observations come from.
+
+    Attributes:
+        table: the silver table (also its name in identity/record_customer).
+        key: the table's record key.
+        observed_at: the time the record's values were true.
+        columns: attribute -> the table's column holding it.
+    """
+
+    table: str
+    key: str
+    observed_at: str
+    columns: Mapping[str, str]
+
+
+# The sources survivorship rules name (GOLDEN_SOURCES in conf), and what each can supply.
+OBSERVED_SOURCES: dict[str, ObservedSource] = {
+    CRM_SOURCE: ObservedSource("crm_contacts", "contact_id", "updated_at", {a: a for a in ATTRIBUTES}),
+    "events": ObservedSource(
+        "events", "message_id", "event_ts", {a: a for a in ("email", "phone", "first_name", "last_name")}
+    ),
+    "orders": ObservedSource(
+        "orders", "order_id", "order_ts", {"email": "customer_email", "phone": "customer_phone"}
+    ),
+    "email_events": ObservedSource("email_events", "event_id", "event_ts", {"email": "email"}),
+}
+
+
+def attribute_observations(
     silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None
 ) -> DataFrame | None:
-    def shaped(df: DataFrame, priority: int, ts: Column, values: dict[str, Column]) -> DataFrame:
-        cols = [values.get(a, F.lit(None)).cast("string").alias(a) for a in ATTRIBUTES]
-        if as_of is not None and priority != CRM_PRIORITY:
-            df = df.where(at_or_before(ts, as_of))
-        return df.select("customer_id", newest_first_key(F.lit(priority), ts).alias("_key"), *cols)
+    """Every value of the golden attributes a resolved silver record carries, one row per record.
 
+    Args:
+        silver: the silver tables (any subset).
+        record_customer: identity/record_customer.
+        as_of: records other than CRM observed after it are left out (None: none are).
+
+    Returns:
+        ``customer_id, source, observed_at`` and one column per attribute of
+        :data:`ATTRIBUTES` (null where the record does not carry it), or None without any
+        source table.
+    """
     parts: list[DataFrame] = []
-    if "crm_contacts" in silver:
-        crm = with_customer(silver["crm_contacts"], record_customer, "crm_contacts", "contact_id")
-        parts.append(shaped(crm, CRM_PRIORITY, F.col("updated_at"), {a: F.col(a) for a in ATTRIBUTES}))
-    if "events" in silver:
-        ev = with_customer(silver["events"], record_customer, "events", "message_id")
-        names = ("email", "phone", "first_name", "last_name")
-        parts.append(shaped(ev, OBSERVED_PRIORITY, F.col("event_ts"), {a: F.col(a) for a in names}))
-    if "orders" in silver:
-        od = with_customer(silver["orders"], record_customer, "orders", "order_id")
-        values = {"email": F.col("customer_email"), "phone": F.col("customer_phone")}
-        parts.append(shaped(od, OBSERVED_PRIORITY, F.col("order_ts"), values))
-    if "email_events" in silver:
-        em = with_customer(silver["email_events"], record_customer, "email_events", "event_id")
-        parts.append(shaped(em, OBSERVED_PRIORITY, F.col("event_ts"), {"email": F.col("email")}))
+    for name, spec in OBSERVED_SOURCES.items():
+        if spec.table not in silver:
+            continue
+        df = with_customer(silver[spec.table], record_customer, spec.table, spec.key)
+        observed = F.col(spec.observed_at)
+        if as_of is not None and name != CRM_SOURCE:
+            df = df.where(at_or_before(observed, as_of))
+        values = [
+            (F.col(spec.columns[a]) if a in spec.columns else F.lit(None)).cast("string").alias(a)
+            for a in ATTRIBUTES
+        ]
+        parts.append(
+            df.select(
+                "customer_id",
+                F.lit(name).alias(SOURCE),
+                observed.cast("timestamp").alias(OBSERVED_AT),
+                *values,
+            )
+        )
     if not parts:
         return None
     out = parts[0]
@@ -112,25 +155,32 @@ def _candidates(
 
 
 def golden_attributes(
-    silver: Mapping[str, DataFrame], record_customer: DataFrame, as_of: dt.datetime | None = None
+    silver: Mapping[str, DataFrame],
+    record_customer: DataFrame,
+    as_of: dt.datetime | None = None,
+    settings: GoldenSettings | None = None,
 ) -> DataFrame | None:
-    """One value per attribute and customer: CRM first, then the most recent non-null value.
+    """One value per attribute and customer, chosen by the attribute's survivorship rule.
 
     With ``as_of``, values observed on events, orders and email after it are not used (CRM
-    rows always are).
+    rows always are). Each attribute is chosen on its own, so a customer's phone may come
+    from an order while the name comes from CRM. The default rules (``settings`` omitted)
+    take CRM first, then the most recent non-null value; ties on priority and time go to
+    the smallest value (deterministic). See :mod:`cdplake.features.survivorship`.
 
-    Each attribute is chosen on its own, so a customer's phone may come from an order while
-    the name comes from CRM. Ties on priority and time go to the smallest value (deterministic).
+    Args:
+        silver: the silver tables (any subset).
+        record_customer: identity/record_customer.
+        as_of: the evaluation time.
+        settings: ``golden:`` of ``conf/features.yaml``.
+
+    Returns:
+        ``customer_id`` and :data:`ATTRIBUTES`, or None without any source table.
     """
-    candidates = _candidates(silver, record_customer, as_of)
-    if candidates is None:
+    observations = attribute_observations(silver, record_customer, as_of)
+    if observations is None:
         return None
-    aggs = [
-        # min() over structs skips nulls and orders field by field: priority, age, value.
-        F.min(F.when(F.col(a).isNotNull(), F.struct("_key", F.col(a).alias("v"))))["v"].alias(a)
-        for a in ATTRIBUTES
-    ]
-    return candidates.groupBy("customer_id").agg(*aggs)
+    return survive(observations, settings or GoldenSettings(), ATTRIBUTES)
 
 
 def order_features(orders: DataFrame, as_of: dt.datetime) -> DataFrame:
@@ -310,7 +360,7 @@ def customer_features(
         )
     profile = record_customer.select("customer_id").distinct()
     parts: list[DataFrame | None] = [
-        golden_attributes(silver, record_customer, as_of),
+        golden_attributes(silver, record_customer, as_of, config.golden),
         seen_features(silver, record_customer, as_of),
     ]
     if "orders" in silver:

@@ -9,8 +9,15 @@ driver except one changed-labels count per round.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, StructField, StructType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class IdentityGraphError(RuntimeError):
@@ -108,3 +115,62 @@ def connected_components(
         "raise graph.max_iterations in conf/identity.yaml, or look for an identifier that "
         "should be on the never-link list (one shared value chains many people together)"
     )
+
+
+def _mark_bridges(edges: pd.DataFrame) -> pd.DataFrame:
+    """Flag the bridges of one group's simple undirected graph (Tarjan's low-link, iterative).
+
+    An edge is a bridge when no other path joins its ends: ``low[child] > disc[parent]``.
+    """
+    adjacent: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for i, (a, b) in enumerate(zip(edges["src"], edges["dst"], strict=True)):
+        adjacent[a].append((b, i))
+        adjacent[b].append((a, i))
+    disc: dict[str, int] = {}
+    low: dict[str, int] = {}
+    bridge = [False] * len(edges)
+    for root in adjacent:
+        if root in disc:
+            continue
+        disc[root] = low[root] = len(disc)
+        # (node, edge it was reached by, iterator over its neighbours): an explicit stack, so a
+        # long chain cannot hit Python's recursion limit.
+        stack = [(root, -1, iter(adjacent[root]))]
+        while stack:
+            node, via, neighbours = stack[-1]
+            for nxt, edge in neighbours:
+                if edge == via:
+                    continue
+                if nxt in disc:
+                    low[node] = min(low[node], disc[nxt])
+                else:
+                    disc[nxt] = low[nxt] = len(disc)
+                    stack.append((nxt, edge, iter(adjacent[nxt])))
+                    break
+            else:
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    if low[node] > disc[parent]:
+                        bridge[via] = True
+    return edges.assign(bridge=bridge)
+
+
+def bridges(edges: DataFrame) -> DataFrame:
+    """Flag every edge whose removal would disconnect its group.
+
+    Runs one pandas function per group (``groupBy().applyInPandas``) on the executors: finding
+    bridges needs a depth-first search, which DataFrame operations cannot express, and groups
+    are small (a handful of customers a probabilistic match would join). No group is collected
+    to the driver.
+
+    Args:
+        edges: ``group, src, dst`` (string nodes, one row per undirected edge) plus any other
+            columns, which are kept.
+
+    Returns:
+        The rows of ``edges`` with a boolean ``bridge`` column.
+    """
+    schema = StructType([*edges.schema.fields, StructField("bridge", BooleanType(), nullable=False)])
+    return edges.groupBy("group").applyInPandas(_mark_bridges, schema=schema)

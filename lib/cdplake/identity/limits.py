@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from cdplake.config.identity import GraphSettings, IdentifierLimits
-from cdplake.identity.graph import connected_components, node_key
+from cdplake.identity.graph import bridges, connected_components, node_key
 
 DECISIONS_DDL = (
     "decision STRING, id_type_a STRING, id_value_a STRING, id_type_b STRING, id_value_b STRING, "
@@ -254,6 +254,56 @@ def refused_identifiers(
     return out.join(names, "node").groupBy("id_type", "id_value").agg(F.min("reason").alias("reason"))
 
 
+JOINED = "joined"
+REFUSED = "refused"
+WEAK_BRIDGE = "weak_bridge"
+
+
+def _link_groups(links: DataFrame, graph: GraphSettings) -> DataFrame:
+    ends = links.select(F.col("component_l").alias("node")).unionByName(
+        links.select(F.col("component_r").alias("node"))
+    )
+    return connected_components(
+        ends,
+        links.select(F.col("component_l").alias("src"), F.col("component_r").alias("dst")),
+        max_iterations=graph.max_iterations,
+        checkpoint_every=graph.checkpoint_every,
+    ).select(F.col("node").alias("component"), F.col("component").alias("group"))
+
+
+def weak_bridge_links(links: DataFrame, grouped: DataFrame, below: float) -> DataFrame:
+    """Links that alone hold a group of three or more components together, and are weak.
+
+    Args:
+        links: ``component_l, component_r, match_probability`` (one row per component pair).
+        grouped: ``component, group`` of the components the links join.
+        below: a bridge whose best pair is under this probability is weak.
+
+    Returns:
+        ``component_l, component_r`` of the links to cut.
+    """
+    sizes = grouped.groupBy("group").agg(F.count(F.lit(1)).alias("_size"))
+    # Only groups of 3+ components with a weak link can have a weak bridge: the pandas step
+    # (Python workers) runs for those groups alone.
+    candidates = (
+        links.join(grouped.withColumnRenamed("component", "component_l"), "component_l")
+        .join(sizes, "group")
+        .where(F.col("_size") >= 3)
+    )
+    weak_groups = candidates.where(F.col("match_probability") < below).select("group").distinct()
+    marked = bridges(
+        candidates.join(weak_groups, "group", "left_semi").select(
+            "group",
+            F.col("component_l").alias("src"),
+            F.col("component_r").alias("dst"),
+            "match_probability",
+        )
+    )
+    return marked.where(F.col("bridge") & (F.col("match_probability") < below)).select(
+        F.col("src").alias("component_l"), F.col("dst").alias("component_r")
+    )
+
+
 def join_probabilistic(
     linked: DataFrame,
     components: DataFrame,
@@ -262,25 +312,36 @@ def join_probabilistic(
     *,
     cannot: DataFrame | None = None,
     graph: GraphSettings = _DEFAULT_GRAPH,
+    weak_bridge_probability: float = 0.0,
 ) -> tuple[DataFrame, DataFrame]:
     """Join deterministic components that probabilistically matched records link, within limits.
 
-    Probabilistic links are the weakest evidence, so they come after every identifier type:
-    the components they would join are grouped, and a group that would break a cap or a
-    cannot-link decision is not joined at all (its components stay apart, its links unused).
+    Probabilistic links are the weakest evidence, so they come after every identifier type.
+    Between two components the link's strength is their best scored record pair. Two guards
+    run on the groups of components the links would join:
+
+    1. Weak bridges: in a group of three or more components, a link whose removal would split
+       the group and whose probability is below ``weak_bridge_probability`` is cut, and the
+       groups are formed again without it (two people, each a cluster of records, are not
+       merged by one weak match; a pair of components is judged by the threshold alone).
+    2. Limits: a group that would break a cap or a cannot-link decision is not joined at all
+       (its components stay apart, its links unused).
 
     Args:
         linked: ``source, record_key, id_type, node`` of every linked identifier.
         components: ``node, component`` of the deterministic graph (limits already applied).
-        pairs: ``source_l, record_key_l, source_r, record_key_r`` links above the threshold.
+        pairs: ``source_l, record_key_l, source_r, record_key_r, match_probability`` of the
+            links above the threshold.
         limits: the caps.
         cannot: ``node_a, node_b`` cannot-link pairs.
         graph: connected-components settings.
+        weak_bridge_probability: see guard 1; 0 turns it off.
 
     Returns:
-        ``(components, used)``: ``node, component`` after the joins, and ``component_l,
-        component_r, refused`` for every link between two different components (``refused``
-        true when its group broke a limit).
+        ``(components, links)``: ``node, component`` after the joins, and for every link
+        between two different components ``component_l, component_r`` (``component_l <
+        component_r``), ``match_probability``, ``record_pairs`` (scored pairs behind it) and
+        ``outcome``: ``joined``, ``weak_bridge`` (cut by guard 1) or ``refused`` (guard 2).
     """
     record_component = (
         linked.select("source", "record_key", "node")
@@ -296,25 +357,37 @@ def join_probabilistic(
         )
         for s in ("l", "r")
     }
+    a, b = F.col("component_l"), F.col("component_r")
     links = (
-        pairs.select("source_l", "record_key_l", "source_r", "record_key_r")
+        pairs.select("source_l", "record_key_l", "source_r", "record_key_r", "match_probability")
         .join(side["l"], ["source_l", "record_key_l"])
         .join(side["r"], ["source_r", "record_key_r"])
-        .where(F.col("component_l") != F.col("component_r"))
-        .select("component_l", "component_r")
-        .distinct()
+        .where(a != b)
+        .groupBy(F.least(a, b).alias("component_l"), F.greatest(a, b).alias("component_r"))
+        .agg(
+            F.max("match_probability").alias("match_probability"),
+            F.count(F.lit(1)).alias("record_pairs"),
+        )
         .localCheckpoint(eager=True)
     )
     if links.isEmpty():
-        return components, links.withColumn("refused", F.lit(False))
-    grouped = connected_components(
-        links.select(F.col("component_l").alias("node")).unionByName(
-            links.select(F.col("component_r").alias("node"))
-        ),
-        links.select(F.col("component_l").alias("src"), F.col("component_r").alias("dst")),
-        max_iterations=graph.max_iterations,
-        checkpoint_every=graph.checkpoint_every,
-    ).select(F.col("node").alias("component"), F.col("component").alias("group"))
+        return components, links.withColumn("outcome", F.lit(JOINED))
+    grouped = _link_groups(links, graph)
+    cut = None
+    if weak_bridge_probability > 0:
+        cut = weak_bridge_links(links, grouped, weak_bridge_probability).localCheckpoint(eager=True)
+        if cut.isEmpty():
+            cut = None
+        else:
+            kept = links.join(cut, ["component_l", "component_r"], "left_anti")
+            # Every component of a link stays a vertex, so one cut off alone is its own group.
+            ends = grouped.select(F.col("component").alias("node"))
+            grouped = connected_components(
+                ends,
+                kept.select(F.col("component_l").alias("src"), F.col("component_r").alias("dst")),
+                max_iterations=graph.max_iterations,
+                checkpoint_every=graph.checkpoint_every,
+            ).select(F.col("node").alias("component"), F.col("component").alias("group"))
     members = linked.select("id_type", "node").distinct().join(components, "node").join(grouped, "component")
     bad = _broken(members.select("group", "id_type", "node"), "group", limits.caps, cannot)
     bad = bad.select("group", F.lit(True).alias("refused")).localCheckpoint(eager=True)
@@ -327,5 +400,11 @@ def join_probabilistic(
         .otherwise(F.col("group"))
         .alias("component"),
     )
-    used = links.join(verdict.select(F.col("component").alias("component_l"), "refused"), "component_l")
+    outcome = F.when(F.col("refused"), F.lit(REFUSED)).otherwise(F.lit(JOINED))
+    if cut is not None:
+        links = links.join(cut.withColumn("_cut", F.lit(True)), ["component_l", "component_r"], "left")
+        outcome = F.when(F.col("_cut").isNotNull(), F.lit(WEAK_BRIDGE)).otherwise(outcome)
+    used = links.join(
+        verdict.select(F.col("component").alias("component_l"), "refused"), "component_l"
+    ).select("component_l", "component_r", "match_probability", "record_pairs", outcome.alias("outcome"))
     return joined, used

@@ -24,6 +24,9 @@ from cdplake.identity.limits import (
     CANNOT_LINK,
     DECISIONS,
     DECISIONS_DDL,
+    JOINED,
+    REFUSED,
+    WEAK_BRIDGE,
     broken_components,
     check_decisions,
     current_decisions,
@@ -56,8 +59,10 @@ class IdentityFrames:
         customer_map: ``id_type, id_value, customer_id`` for every linked identifier.
         record_customer: ``source, record_key, customer_id`` for every record with at least
             one linked identifier.
-        probabilistic_links: ``component_l, component_r, refused`` per probabilistic link
-            between two deterministic components (None when no pairs were given).
+        probabilistic_links: one row per probabilistic link between two deterministic
+            components: ``component_l, component_r, match_probability, record_pairs, outcome``
+            (joined, weak_bridge, refused; see :func:`join_probabilistic`); None when no
+            pairs were given.
     """
 
     identifiers: DataFrame
@@ -81,8 +86,9 @@ class IdentityResult:
         id_changes: rows appended to identity/identity_changes, by change
             (created, merged, split, removed).
         probabilistic_links: links between deterministic components from
-            identity/probabilistic_edges, ``used`` and ``refused`` (a limit); empty without
-            that table.
+            identity/probabilistic_edges by outcome: ``joined``, ``weak_bridge`` (cut as the
+            only, weak link between parts of a group) and ``refused`` (a limit); empty
+            without that table.
     """
 
     customers: int
@@ -123,8 +129,9 @@ def resolve(
         assign_ids: turns components into customer ids; see
             :mod:`cdplake.identity.customer_ids`.
         decisions: reviewers' decisions (:data:`cdplake.identity.limits.DECISIONS_DDL`), or None.
-        probabilistic: ``source_l, record_key_l, source_r, record_key_r`` of probabilistically
-            matched record pairs to join on (already above the threshold), or None. They join
+        probabilistic: ``source_l, record_key_l, source_r, record_key_r, match_probability``
+            of probabilistically matched record pairs to join on (already above the
+            threshold), or None. They join
             deterministic components after every identifier type, within the same limits
             (:func:`cdplake.identity.limits.join_probabilistic`).
 
@@ -183,7 +190,13 @@ def resolve(
     links = None
     if probabilistic is not None:
         components, links = join_probabilistic(
-            linked, components, probabilistic, config.limits, cannot=cannot, graph=config.graph
+            linked,
+            components,
+            probabilistic,
+            config.limits,
+            cannot=cannot,
+            graph=config.graph,
+            weak_bridge_probability=config.weak_bridge_probability,
         )
         components = components.localCheckpoint(eager=True)
     customer_map = (
@@ -298,11 +311,9 @@ def resolve_identities(
 def _link_counts(links: DataFrame | None) -> dict[str, int]:
     if links is None:
         return {}
-    row = links.agg(
-        F.count(F.when(~F.col("refused"), 1)).alias("used"),
-        F.count(F.when(F.col("refused"), 1)).alias("refused"),
-    ).first()
-    return {"used": int(row["used"]), "refused": int(row["refused"])}
+    counts = {outcome: 0 for outcome in (JOINED, WEAK_BRIDGE, REFUSED)}
+    counts.update({r["outcome"]: int(r["count"]) for r in links.groupBy("outcome").count().collect()})
+    return counts
 
 
 def probabilistic_pairs(spark: SparkSession, env: EnvConfig) -> DataFrame | None:

@@ -1,4 +1,5 @@
-"""Segments: evaluate versioned definitions over the profile, keep membership history, build gold."""
+"""Segments: evaluate versioned definitions over the profile, keep membership and profile history,
+build gold."""
 
 from cdplake.segments.evaluate import (
     MEMBER_COLUMNS,
@@ -16,8 +17,16 @@ from cdplake.segments.membership import (
     merge_membership,
     upsert_summary,
 )
+from cdplake.segments.profile_history import (
+    HISTORY_TABLE,
+    PROFILE_HISTORY_DDL,
+    history_changes,
+    merge_profile_history,
+)
 
 __all__ = [
+    "HISTORY_TABLE",
+    "PROFILE_HISTORY_DDL",
     "MEMBERSHIP_DDL",
     "MEMBER_COLUMNS",
     "SUMMARY_DDL",
@@ -30,6 +39,8 @@ __all__ = [
     "ensure_table",
     "evaluate_segment",
     "evaluate_segments",
+    "history_changes",
     "merge_membership",
+    "merge_profile_history",
     "upsert_summary",
 ]

@@ -1,4 +1,5 @@
-"""The gold layer: customer profiles, consent-gated segments, membership history and summary."""
+"""The gold layer: customer profiles and their history, consent-gated segments, membership history
+and summary."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cdplake.config.features import FeaturesConfig, load_features_config
 from cdplake.config.identity import NeverLinkRules, load_identity_config
 from cdplake.config.segments import ConsentRules, SegmentsConfig, load_segments_config
 from cdplake.features.columns import as_utc, ts_lit
-from cdplake.features.profile import customer_features
+from cdplake.features.profile import ATTRIBUTES, customer_features
 from cdplake.features.realtime import with_realtime_features
 
 # The identity layer's private Delta helpers stand in for cdplake.io.delta until it lands;
@@ -24,6 +25,7 @@ from cdplake.identity.extract import SOURCES
 from cdplake.privacy.consent import customer_consent, enforce_consent, with_consent
 from cdplake.segments.evaluate import MEMBER_COLUMNS, evaluate_segments
 from cdplake.segments.membership import merge_membership, upsert_summary
+from cdplake.segments.profile_history import HISTORY_TABLE, merge_profile_history
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -101,11 +103,13 @@ def build_gold(
     rules: NeverLinkRules | None = None,
     features: FeaturesConfig | None = None,
 ) -> GoldResult:
-    """Build gold/customer_profile, update segment membership and append the run's summary.
+    """Build gold/customer_profile and its history, update segment membership, append the summary.
 
-    Reads the silver tables and identity/record_customer. The profile is overwritten; members
-    are merged into gold/segment_membership (entries and exits at ``as_of``); one row per
-    segment is upserted into gold/segment_summary for ``run_id``.
+    Reads the silver tables and identity/record_customer. The profile is overwritten; changes
+    of its golden attributes are merged into gold/customer_profile_history (versions opened
+    and closed at ``as_of``, customers no longer in the profile closed); members are merged
+    into gold/segment_membership (entries and exits at ``as_of``); one row per segment is
+    upserted into gold/segment_summary for ``run_id``.
 
     Args:
         spark: the session.
@@ -137,8 +141,15 @@ def build_gold(
         "*", ts_lit(as_of).alias("as_of"), F.lit(run_id).alias("run_id")
     )
     overwrite(profile, profile_path)
-    # Segments read the written profile rather than recomputing the feature joins.
+    # Segments and the history read the written profile rather than recomputing the feature joins.
     profile = read(spark, profile_path)
+    merge_profile_history(
+        spark,
+        env.paths.table(GOLD_LAYER, HISTORY_TABLE),
+        profile.select("customer_id", *ATTRIBUTES),
+        as_of,
+        run_id,
+    )
 
     definitions = segments.segments
     qualified = evaluate_segments(profile, definitions)

@@ -4,10 +4,10 @@ A cycle: new landing files -> bronze -> silver (both Structured Streaming querie
 ``availableNow`` trigger and their own checkpoints) -> real-time signals (a windowed stream
 over silver/events) -> identity (a full re-resolve: it is a graph over all records, and
 customer ids depend on whole components) -> gold for the touched customers only
-(:mod:`cdplake.streaming.incremental`) -> one row in the progress table
-(:mod:`cdplake.streaming.progress`). The loop runs cycles once (``availableNow``, for a
-scheduler) or every interval (``"10 seconds"``, like Spark's processing-time trigger: a
-cycle that overruns is followed at once by the next).
+(:mod:`cdplake.streaming.incremental`; the history of their golden attributes too) -> one
+row in the progress table (:mod:`cdplake.streaming.progress`). The loop runs cycles once
+(``availableNow``, for a scheduler) or every interval (``"10 seconds"``, like Spark's
+processing-time trigger: a cycle that overruns is followed at once by the next).
 
 Exactly-once: every step is idempotent given its input, and a cycle's input is recorded
 only when its last gold write has committed, so a process killed anywhere redoes the
@@ -30,10 +30,12 @@ from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.config.segments import SegmentsConfig, load_segments_config
 from cdplake.config.streaming import AVAILABLE_NOW, StreamingConfig, check_trigger, interval_seconds
 from cdplake.features.columns import as_utc, ts_lit
+from cdplake.features.profile import ATTRIBUTES
 from cdplake.identity.extract import SOURCES
 from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.segments.evaluate import MEMBER_COLUMNS
 from cdplake.segments.membership import merge_membership
+from cdplake.segments.profile_history import HISTORY_TABLE, merge_profile_history
 from cdplake.streaming import incremental as inc
 from cdplake.streaming.progress import CycleProgress, commit_progress, cycle_run_id, last_progress
 from cdplake.streaming.signals import update_signals
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from cdplake.config import EnvConfig
 
-PHASES = ("bronze", "silver", "signals", "identity", "profile", "membership", "summary", "commit")
+PHASES = ("bronze", "silver", "signals", "identity", "profile", "history", "membership", "summary", "commit")
 PhaseHook = Callable[[int, str], None]
 Clock = Callable[[], dt.datetime]
 
@@ -194,6 +196,7 @@ def run_cycle(
 
     full = previous is None or inc.profile_needs_rebuild(spark, profile_path, profiles_for(None).columns)
     membership_path = env.paths.table("gold", "segment_membership")
+    history_path = env.paths.table("gold", HISTORY_TABLE)
     segment_ids = [d.id for d in ctx.segments.segments]
     if full:
         profiles_for(None).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
@@ -201,6 +204,9 @@ def run_cycle(
         )
         touched, removed = read_table(spark, profile_path).count(), 0
         done("profile")
+        written = read_table(spark, profile_path).select("customer_id", *ATTRIBUTES)
+        merge_profile_history(spark, history_path, written, as_of, run_id)
+        done("history")
         allowed, _ = inc.members_of(read_table(spark, profile_path), ctx.segments)
         allowed = allowed.select(*MEMBER_COLUMNS).localCheckpoint(eager=True)
         merge_membership(spark, membership_path, allowed, segment_ids, run_id, as_of)
@@ -223,8 +229,12 @@ def run_cycle(
         touched, removed = profiles.count(), removed_ids.count()
         inc.merge_profiles(spark, profile_path, profiles, removed_ids)
         done("profile")
-        allowed, _ = inc.members_of(profiles, ctx.segments)
         scope = recompute.unionByName(removed_ids)
+        # Only the touched customers' versions are read and written; removed ids are closed.
+        changed = profiles.select("customer_id", *ATTRIBUTES)
+        merge_profile_history(spark, history_path, changed, as_of, run_id, scope=scope)
+        done("history")
+        allowed, _ = inc.members_of(profiles, ctx.segments)
         inc.merge_membership_scoped(spark, membership_path, allowed, scope, segment_ids, run_id, as_of)
         done("membership")
 
