@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # (layer, table) pairs reported in the summary, in data-flow order.
 SOURCES = ("events", "email", "crm", "orders")
 SILVER_TABLES = ("events", "email_events", "crm_contacts", "crm_contacts_history", "orders")
-IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer", "identity_changes")
+IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer", "customer_links", "identity_changes")
 GOLD_TABLES = ("customer_profile", "customer_profile_history", "segment_membership", "segment_summary")
 QUALITY_TABLES = ("dq_results",)
 

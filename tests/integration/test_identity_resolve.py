@@ -352,3 +352,15 @@ def test_probabilistic_edges_above_the_threshold_join_customers(spark, lake_env)
             "record_key STRING, customer_id STRING",
         ),
     )
+    # The link is explained in identity/customer_links with its weight and model version.
+    links = spark.read.format("delta").load(lake_env.paths.table("identity", "customer_links"))
+    assertDataFrameEqual(
+        links.where("link_type = 'probabilistic'").select(
+            "customer_id", "item_l", "item_r", "match_weight", "match_probability", "model_version", "run_id"
+        ),
+        spark.createDataFrame(
+            [(BOB, "crm_contacts:crm-2", "orders:ord-3", 4.1, 0.95, "v1", "run-1")],
+            "customer_id STRING, item_l STRING, item_r STRING, match_weight DOUBLE, match_probability DOUBLE, "
+            "model_version STRING, run_id STRING",
+        ),
+    )

@@ -18,6 +18,7 @@ from cdplake.identity.customer_ids import (
     assign_stable_ids,
     identity_changes,
 )
+from cdplake.identity.explain import explain_links
 from cdplake.identity.extract import SOURCES, extract_identifiers, flag_never_link
 from cdplake.identity.graph import connected_components, node_key, record_edges
 from cdplake.identity.limits import (
@@ -59,6 +60,8 @@ class IdentityFrames:
         customer_map: ``id_type, id_value, customer_id`` for every linked identifier.
         record_customer: ``source, record_key, customer_id`` for every record with at least
             one linked identifier.
+        customer_links: why records are one customer, one row per link with its evidence
+            (:func:`cdplake.identity.explain.explain_links`).
         probabilistic_links: one row per probabilistic link between two deterministic
             components: ``component_l, component_r, match_probability, record_pairs, outcome``
             (joined, weak_bridge, refused; see :func:`join_probabilistic`); None when no
@@ -69,6 +72,7 @@ class IdentityFrames:
     blocked: DataFrame
     customer_map: DataFrame
     record_customer: DataFrame
+    customer_links: DataFrame
     probabilistic_links: DataFrame | None = None
 
 
@@ -217,6 +221,9 @@ def resolve(
         blocked=blocked,
         customer_map=customer_map,
         record_customer=record_customer,
+        customer_links=explain_links(
+            linked, customer_map, record_customer, must_link=must_edges, pairs=probabilistic
+        ),
         probabilistic_links=links,
     )
 
@@ -232,7 +239,8 @@ def resolve_identities(
     """Read the silver tables, resolve customers and overwrite the identity tables.
 
     Writes ``identity/identifiers``, ``identity/blocked_identifiers``,
-    ``identity/customer_map`` and ``identity/record_customer`` (each overwritten per run,
+    ``identity/customer_map``, ``identity/record_customer`` and ``identity/customer_links``
+    (each overwritten per run,
     stamped with ``run_id``). Customer ids are kept from the customer_map this run replaces
     (:func:`cdplake.identity.customer_ids.assign_stable_ids`); what changed is appended to
     ``identity/identity_changes`` and merges also to ``identity/customer_id_aliases``, before
@@ -270,7 +278,9 @@ def resolve_identities(
     # derives it again from the same inputs (previous map at a fixed version: same ids).
     customer_map = frames.customer_map.localCheckpoint(eager=True)
     links = frames.probabilistic_links
-    frames = IdentityFrames(frames.identifiers, frames.blocked, customer_map, frames.record_customer, links)
+    frames = IdentityFrames(
+        frames.identifiers, frames.blocked, customer_map, frames.record_customer, frames.customer_links, links
+    )
     changes = identity_changes(previous, customer_map).localCheckpoint(eager=True)
     changed_at = F.current_timestamp().alias("changed_at")
     txn = {"app_id": CHANGES_APP_ID, "version": map_version + 1}
@@ -284,6 +294,7 @@ def resolve_identities(
         "blocked_identifiers": frames.blocked.select("*", stamp),
         "customer_map": frames.customer_map.select("*", stamp),
         "record_customer": frames.record_customer.select("*", stamp),
+        "customer_links": frames.customer_links.select("*", stamp),
     }
     for name, frame in outputs.items():
         _store.overwrite(frame, env.paths.table(IDENTITY_LAYER, name))
