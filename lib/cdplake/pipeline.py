@@ -92,9 +92,9 @@ class PipelineSummary:
                 f"{s.name:<10} {s.seconds:>8.1f} {s.rows:>10,} {s.rows_per_second:>10,.0f}  {s.detail}"
             )
         lines.append(f"{'total':<10} {self.total_seconds:>8.1f}")
-        lines += ["", f"{'layer':<11} {'table':<20} {'rows':>10}"]
+        lines += ["", f"{'layer':<11} {'table':<26} {'rows':>10}"]
         for (layer, table), rows in self.table_rows.items():
-            lines.append(f"{layer:<11} {table:<20} {rows:>10,}")
+            lines.append(f"{layer:<11} {table:<26} {rows:>10,}")
         lines += ["", "quarantined rows by reason:"]
         if not any(self.quarantine_reasons.values()):
             lines.append("  none")
