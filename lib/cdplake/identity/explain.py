@@ -20,7 +20,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.identity.graph import node_key
+from cdplake.identity.graph import node_key, pair_sides
 
 IDENTIFIER = "identifier"
 MUST_LINK = "must_link"
@@ -113,14 +113,7 @@ def explain_links(
             )
         )
     if pairs is not None:
-        sides = {
-            s: record_customer.select(
-                F.col("source").alias(f"source_{s}"),
-                F.col("record_key").alias(f"record_key_{s}"),
-                F.col("customer_id").alias(f"customer_{s}"),
-            )
-            for s in ("l", "r")
-        }
+        sides = pair_sides(record_customer, "customer_id", "customer")
         matched = (
             pairs.join(sides["l"], ["source_l", "record_key_l"])
             .join(sides["r"], ["source_r", "record_key_r"])

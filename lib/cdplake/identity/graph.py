@@ -50,6 +50,27 @@ def record_edges(identifiers: DataFrame) -> DataFrame:
     )
 
 
+def pair_sides(records: DataFrame, value: str, renamed: str) -> dict[str, DataFrame]:
+    """``records`` shaped to join either record of a scored pair.
+
+    Args:
+        records: ``source, record_key`` and a ``value`` column (a customer, a component).
+        value: the column to carry.
+        renamed: its name on each side, suffixed ``_l`` / ``_r``.
+
+    Returns:
+        ``{"l": source_l, record_key_l, <renamed>_l; "r": the same with _r}``.
+    """
+    return {
+        s: records.select(
+            F.col("source").alias(f"source_{s}"),
+            F.col("record_key").alias(f"record_key_{s}"),
+            F.col(value).alias(f"{renamed}_{s}"),
+        )
+        for s in ("l", "r")
+    }
+
+
 def connected_components(
     vertices: DataFrame,
     edges: DataFrame,

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from cdplake.config.identity import GraphSettings, IdentifierLimits
-from cdplake.identity.graph import bridges, connected_components, node_key
+from cdplake.identity.graph import bridges, connected_components, node_key, pair_sides
 
 DECISIONS_DDL = (
     "decision STRING, id_type_a STRING, id_value_a STRING, id_type_b STRING, id_value_b STRING, "
@@ -349,14 +349,7 @@ def join_probabilistic(
         .groupBy("source", "record_key")
         .agg(F.min("component").alias("component"))
     )
-    side = {
-        s: record_component.select(
-            F.col("source").alias(f"source_{s}"),
-            F.col("record_key").alias(f"record_key_{s}"),
-            F.col("component").alias(f"component_{s}"),
-        )
-        for s in ("l", "r")
-    }
+    side = pair_sides(record_component, "component", "component")
     a, b = F.col("component_l"), F.col("component_r")
     links = (
         pairs.select("source_l", "record_key_l", "source_r", "record_key_r", "match_probability")
