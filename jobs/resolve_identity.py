@@ -9,13 +9,20 @@ from cdplake.io.session import build_session
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, resolve identities once and print the counts."""
-    args = job_parser(__doc__ or "resolve identities").parse_args(argv)
+    parser = job_parser(__doc__ or "resolve identities")
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="resolve only the records changed since the last run and what they link to (MERGE)",
+    )
+    args = parser.parse_args(argv)
     env = load_from_args(args)
     spark = build_session(env, app_name="cdplake-resolve-identity")
     run_id = args.run_id or new_run_id()
-    result = resolve_identities(spark, env, run_id)
+    result = resolve_identities(spark, env, run_id, incremental=args.incremental)
     print(
-        f"{run_id}: {result.customers:,} customers from {result.records:,} records, "
+        f"{run_id} ({result.mode}, {result.mode_reason}; {result.scope_records:,} records resolved): "
+        f"{result.customers:,} customers from {result.records:,} records, "
         f"{result.identifiers:,} identifiers, {result.blocked:,} blocked {result.blocked_by_reason}, "
         f"{result.unresolved_records:,} records left without a customer"
     )

@@ -22,14 +22,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--settings", default=None, help="linkage settings YAML (default: <conf-dir>/linkage.yaml)"
     )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="score only new or changed person records against the rest and MERGE their pairs",
+    )
     args = parser.parse_args(argv)
     env = load_from_args(args)
     cfg = load_linkage_config(args.settings or Path(env.conf_dir) / "linkage.yaml")
     spark = build_session(env, app_name="cdplake-score-linkage")
     run_id = args.run_id or new_run_id()
-    res = score_probabilistic_edges(spark, env, cfg, run_id, args.model_version)
+    res = score_probabilistic_edges(spark, env, cfg, run_id, args.model_version, incremental=args.incremental)
     print(
-        f"{run_id}: model {res.model_version} scored {res.candidate_pairs:,} candidate pairs of "
+        f"{run_id} ({res.mode}): model {res.model_version} scored {res.candidate_pairs:,} candidate pairs of "
         f"{res.records:,} records; {res.edges_written:,} edges written, {res.links:,} at or above "
         f"p={cfg.threshold_match_probability}"
     )

@@ -213,7 +213,7 @@ def test_train_save_and_load_a_versioned_model(spark, lake_env):
         load_model(spark, lake_env.paths, "linkage_v8")
 
 
-def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
+def write_person_silver(spark, env, orders_rows) -> None:
     crm = spark.createDataFrame(
         [("a1", "Anna", "anna@x.com"), ("b1", "Ben", "ben@y.com"), ("c1", "Cara", "cara@z.com")],
         "contact_id STRING, first_name STRING, email STRING",
@@ -223,11 +223,17 @@ def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
         "CAST(NULL AS DATE) AS date_of_birth",
     )
     orders = spark.createDataFrame(
-        [("o2", "Anna Smith", "anna@x.com", None), ("o3", "Benjamin Jones", "ben@y.com", None)],
-        "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING",
+        orders_rows, "order_id STRING, customer_name STRING, customer_email STRING, customer_phone STRING"
     )
     for name, df in (("crm_contacts", crm), ("orders", orders)):
-        df.write.format("delta").save(lake_env.paths.table("silver", name))
+        df.write.format("delta").mode("overwrite").save(env.paths.table("silver", name))
+
+
+ORDERS = [("o2", "Anna Smith", "anna@x.com", None), ("o3", "Benjamin Jones", "ben@y.com", None)]
+
+
+def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
+    write_person_silver(spark, lake_env, ORDERS)
     save_model(spark, lake_env.paths, hand_model("linkage_v1"))
     res = score_probabilistic_edges(spark, lake_env, CFG, "run_3")
     assert (res.model_version, res.records, res.candidate_pairs, res.edges_written, res.links) == (
@@ -285,3 +291,30 @@ def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark):
     # the full run; pairs among existing records are not rescored.
     want = [row for row in edge_rows("run_5") if "a2" in (row[1], row[3])]
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+
+
+def test_incremental_scoring_merges_only_the_pairs_of_new_changed_and_vanished_records(spark, lake_env):
+    write_person_silver(spark, lake_env, ORDERS)
+    save_model(spark, lake_env.paths, hand_model("linkage_v1"))
+    first = score_probabilistic_edges(spark, lake_env, CFG, "run_1", incremental=True)
+    assert (first.mode, first.records) == ("full", 5)  # nothing was scored before
+    # o3 (Ben's order) is gone, Cara orders as o4
+    write_person_silver(spark, lake_env, [ORDERS[0], ("o4", "Cara Lee", "cara@z.com", None)])
+
+    res = score_probabilistic_edges(spark, lake_env, CFG, "run_2", incremental=True)
+
+    assert (res.mode, res.records, res.edges_written, res.links) == ("incremental", 1, 2, 2)
+    both = expected(9 * 80)  # first name and email equal
+    got = spark.read.format("delta").load(lake_env.paths.table("identity", "probabilistic_edges"))
+    want = [
+        ("crm_contacts", "a1", "orders", "o2", *both, "linkage_v1", "run_1"),  # untouched, not rescored
+        ("crm_contacts", "c1", "orders", "o4", *both, "linkage_v1", "run_2"),
+    ]
+    assertDataFrameEqual(got, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+    scored = spark.read.format("delta").load(lake_env.paths.table("identity", "scored_records"))
+    assert sorted(r["record_key"] for r in scored.collect()) == ["a1", "b1", "c1", "o2", "o4"]
+    # the same pairs a full run finds
+    full = score_probabilistic_edges(spark, lake_env, CFG, "run_3")
+    assert full.mode == "full"
+    rescored = spark.read.format("delta").load(lake_env.paths.table("identity", "probabilistic_edges"))
+    assertDataFrameEqual(rescored.drop("run_id"), got.drop("run_id"), rtol=1e-6)

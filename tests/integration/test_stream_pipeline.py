@@ -172,3 +172,33 @@ def test_write_single_file_leaves_one_plain_file_even_when_empty(spark, tmp_path
     ]
     assert (tmp_path / "empty.csv").read_text() == "email,first_name\n"
     assert (tmp_path / "empty.jsonl").read_text() == ""
+
+
+def test_cycles_resolve_identity_incrementally_as_a_full_resolve_would(spark, streamed):
+    """Last in the module: it re-resolves the shared lake in full (same contents, new versions)."""
+    from cdplake.identity import resolve_identities
+    from cdplake.identity.resolve import IDENTITY_OUTPUTS
+
+    env, _ = streamed
+    runs = spark.read.format("delta").load(env.paths.table("identity", "resolve_runs")).orderBy("resolved_at")
+    first, second = runs.collect()
+    assert (first["mode"], first["reason"]) == ("full", "no_previous_run")
+    # wave 2 brings new records of known people and new people: only their part is resolved
+    assert (second["mode"], second["reason"]) == ("incremental", "incremental")
+    assert 0 < second["changed_records"] <= second["scope_records"] < second["records"]
+
+    def tables():
+        return {
+            name: spark.read.format("delta")
+            .load(env.paths.table("identity", name))
+            .drop("run_id")
+            .localCheckpoint()
+            for name in IDENTITY_OUTPUTS
+        }
+
+    incremental = tables()
+    result = resolve_identities(spark, env, "full-check")
+    assert (result.mode, result.id_changes) == ("full", {})
+    full = tables()
+    for name in IDENTITY_OUTPUTS:
+        assertDataFrameEqual(full[name], incremental[name])

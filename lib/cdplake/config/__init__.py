@@ -12,6 +12,7 @@ from cdplake.config.identity import (
     GraphSettings,
     IdentifierLimits,
     IdentityConfig,
+    IncrementalSettings,
     NeverLinkRules,
     load_identity_config,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "Trait",
     "load_features_config",
     "GraphSettings",
+    "IncrementalSettings",
     "IdentityConfig",
     "NeverLinkRules",
     "load_identity_config",

@@ -45,6 +45,20 @@ class GraphSettings:
     checkpoint_every: int = 4
 
 
+@dataclass(frozen=True)
+class IncrementalSettings:
+    """When an incremental identity run re-resolves only the records a change can move.
+
+    Attributes:
+        max_scope_fraction: above this share of all records in scope, a full run is cheaper
+            and is done instead.
+        max_rounds: rounds of growing the scope before falling back to a full run.
+    """
+
+    max_scope_fraction: float = 0.5
+    max_rounds: int = 10
+
+
 # Every identifier type the extraction produces (cdplake.identity.extract), strongest first:
 # the default merge priority when ``limits.priority`` does not list them all.
 IDENTIFIER_TYPES = ("crm_contact_id", "user_id", "email", "phone", "order_id", "anonymous_id")
@@ -84,6 +98,7 @@ class IdentityConfig:
     # removal would split the group (a bridge) and whose best scored pair is below this
     # probability is cut (0 turns the cut off).
     weak_bridge_probability: float = 0.99
+    incremental: IncrementalSettings = IncrementalSettings()
 
 
 def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
@@ -113,7 +128,16 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         ConfigError: unknown keys, wrong types, or a pattern that is not a valid regex.
     """
     _check_keys(
-        raw, {"never_link", "graph", "limits", "use_probabilistic_edges", "weak_bridge_probability"}, where
+        raw,
+        {
+            "never_link",
+            "graph",
+            "limits",
+            "use_probabilistic_edges",
+            "weak_bridge_probability",
+            "incremental",
+        },
+        where,
     )
     use_edges = raw.get("use_probabilistic_edges", True)
     if not isinstance(use_edges, bool):
@@ -161,12 +185,25 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         max_iterations=_positive_int(gr.get("max_iterations", 40), f"{where}: graph.max_iterations"),
         checkpoint_every=_positive_int(gr.get("checkpoint_every", 4), f"{where}: graph.checkpoint_every"),
     )
+    inc = raw.get("incremental") or {}
+    if not isinstance(inc, dict):
+        raise ConfigError(f"{where}: incremental must be a mapping")
+    _check_keys(inc, {"max_scope_fraction", "max_rounds"}, f"{where}: incremental")
+    fraction = inc.get("max_scope_fraction", 0.5)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ConfigError(
+            f"{where}: incremental.max_scope_fraction must be a number from 0 to 1, got {fraction!r}"
+        )
     return IdentityConfig(
         never_link=rules,
         graph=graph,
         limits=_parse_limits(raw.get("limits"), where),
         use_probabilistic_edges=use_edges,
         weak_bridge_probability=float(bridge),
+        incremental=IncrementalSettings(
+            max_scope_fraction=float(fraction),
+            max_rounds=_positive_int(inc.get("max_rounds", 10), f"{where}: incremental.max_rounds"),
+        ),
     )
 
 

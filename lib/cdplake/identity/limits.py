@@ -35,6 +35,7 @@ DECISIONS_DDL = (
     "reviewer STRING, decided_at TIMESTAMP, note STRING"
 )
 DECISIONS = ("must_link", "cannot_link", "clear")
+MUST_LINK = "must_link"
 CANNOT_LINK = "cannot_link"
 _LABEL = "L|"  # prefixes keep record labels and identifier nodes apart in one graph
 _NODE = "N|"
@@ -86,7 +87,7 @@ def must_link_edges(current: DataFrame, nodes: DataFrame) -> DataFrame:
     """``src, dst`` edges of the must-link decisions whose two identifiers are both in the graph."""
     present = nodes.select("node").distinct()
     return (
-        current.where(F.col("decision") == "must_link")
+        current.where(F.col("decision") == MUST_LINK)
         .join(present.withColumnRenamed("node", "node_a"), "node_a")
         .join(present.withColumnRenamed("node", "node_b"), "node_b")
         .select(F.col("node_a").alias("src"), F.col("node_b").alias("dst"))

@@ -580,13 +580,33 @@ def train_linkage_model(
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """Counts of one scoring run."""
+    """Counts of one scoring run.
+
+    Attributes:
+        model_version: the model scored with.
+        records: person records scored (in an incremental run: the new or changed ones).
+        candidate_pairs: pairs the blocking rules produced (full runs; 0 when incremental).
+        edges_written: rows of identity/probabilistic_edges after the run.
+        links: of those, at or above the threshold.
+        mode: ``full`` or ``incremental``.
+    """
 
     model_version: str
     records: int
     candidate_pairs: int
     edges_written: int
     links: int
+    mode: str = "full"
+
+
+# One row per person record as last scored: what an incremental run compares with.
+SCORED_TABLE = "scored_records"
+
+
+def _fingerprint(records: DataFrame) -> DataFrame:
+    """``source, record_key, fingerprint`` (SHA-256 of the compared columns) per person record."""
+    compared = F.to_json(F.struct(*[F.col(c) for c in PERSON_COLUMNS]))
+    return records.select("source", "record_key", F.sha2(compared, 256).alias("fingerprint"))
 
 
 def score_probabilistic_edges(
@@ -595,26 +615,80 @@ def score_probabilistic_edges(
     cfg: LinkageConfig,
     run_id: str,
     model_version: str | None = None,
+    *,
+    incremental: bool = False,
 ) -> ScoreResult:
-    """Score the lake's silver person records and overwrite ``identity/probabilistic_edges``.
+    """Score the lake's silver person records into ``identity/probabilistic_edges``.
+
+    A full run scores every record (after the cost guard) and overwrites the table. An
+    incremental run scores only the person records that are new or whose compared columns
+    changed since the last run (``identity/scored_records`` holds a fingerprint of each),
+    against the others and among themselves (:func:`score_incremental`), and MERGEs: the
+    pairs of changed or vanished records are replaced, every other pair is left as it was.
+    It runs in full when nothing was scored before or the model version differs.
 
     Args:
         model_version: a saved version; the latest trained model by default.
+        incremental: try an incremental run.
     """
     from cdplake.identity import _store
+    from cdplake.io.delta import replace_rows
 
     model = load_model(spark, env.paths, model_version)
     records = silver_person_records(spark, env).cache()
-    n_records = records.count()
-    scored = score(spark, records, model, cfg, run_id, checkpoint_dir=env.paths.checkpoint("splink"))
     path = env.paths.table("identity", EDGES_TABLE)
-    _store.overwrite(scored.edges, path)
+    scored_path = env.paths.table("identity", SCORED_TABLE)
+    current = _fingerprint(records).withColumn("model_version", F.lit(model.version))
+    previous = None
+    if incremental and _store.exists(spark, path) and _store.exists(spark, scored_path):
+        previous = _store.read(spark, scored_path)
+        if previous.where(F.col("model_version") != model.version).limit(1).count():
+            previous = None
+    if previous is None:
+        n_records = records.count()
+        scored = score(spark, records, model, cfg, run_id, checkpoint_dir=env.paths.checkpoint("splink"))
+        _store.overwrite(scored.edges, path)
+        _store.overwrite(current, scored_path)
+        candidates, mode = scored.candidate_pairs, "full"
+    else:
+        record = ["source", "record_key"]
+        changed = current.subtract(previous.select(*current.columns)).select(*record)
+        gone = previous.select(*record).subtract(current.select(*record))
+        touched = changed.unionByName(gone).distinct().localCheckpoint(eager=True)
+        new = records.join(changed, record, "left_semi").localCheckpoint(eager=True)
+        n_records = new.count()
+        if not touched.isEmpty():
+            old = _store.read(spark, path)
+            if n_records:
+                existing = records.join(changed, record, "left_anti")
+                edges = score_incremental(
+                    spark, existing, new, model, cfg, run_id, checkpoint_dir=env.paths.checkpoint("splink")
+                ).localCheckpoint(eager=True)
+            else:  # records only vanished
+                edges = spark.createDataFrame([], old.schema)
+            sides = [
+                touched.select(
+                    F.col("source").alias(f"source_{s}"), F.col("record_key").alias(f"record_key_{s}")
+                )
+                for s in ("l", "r")
+            ]
+            old_pairs = old.join(sides[0], ["source_l", "record_key_l"], "left_semi").unionByName(
+                old.join(sides[1], ["source_r", "record_key_r"], "left_semi")
+            )
+            pair = ["source_l", "record_key_l", "source_r", "record_key_r"]
+            replace_rows(edges.select(*old.columns), old_pairs, path, pair)
+            scored_before = _store.read(spark, scored_path)
+            replace_rows(
+                current.join(changed, record, "left_semi"),
+                scored_before.join(touched, record, "left_semi"),
+                scored_path,
+                record,
+            )
+        candidates, mode = 0, "incremental"
     written = _store.read(spark, path)
     counts = written.agg(
         F.count("*").alias("n"),
         F.count(F.when(F.col("match_probability") >= cfg.threshold_match_probability, 1)).alias("links"),
     ).first()
     records.unpersist()
-    return ScoreResult(
-        model.version, n_records, scored.candidate_pairs, int(counts["n"]), int(counts["links"])
-    )
+    return ScoreResult(model.version, n_records, candidates, int(counts["n"]), int(counts["links"]), mode)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.identity import _store
 from cdplake.identity.customer_ids import (
+    CHANGES_DDL,
     CustomerIdAssigner,
     assign_minted_ids,
     assign_stable_ids,
@@ -21,11 +23,18 @@ from cdplake.identity.customer_ids import (
 from cdplake.identity.explain import explain_links
 from cdplake.identity.extract import SOURCES, extract_identifiers, flag_never_link
 from cdplake.identity.graph import connected_components, node_key, record_edges
+from cdplake.identity.incremental import (
+    ScopeNotConverged,
+    changed_pair_records,
+    changed_records,
+    resolution_scope,
+)
 from cdplake.identity.limits import (
     CANNOT_LINK,
     DECISIONS,
     DECISIONS_DDL,
     JOINED,
+    MUST_LINK,
     REFUSED,
     WEAK_BRIDGE,
     broken_components,
@@ -35,7 +44,7 @@ from cdplake.identity.limits import (
     must_link_edges,
     refused_identifiers,
 )
-from cdplake.io.delta import append, table_version
+from cdplake.io.delta import append, replace_rows, table_version
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -93,6 +102,13 @@ class IdentityResult:
             identity/probabilistic_edges by outcome: ``joined``, ``weak_bridge`` (cut as the
             only, weak link between parts of a group) and ``refused`` (a limit); empty
             without that table.
+        mode: ``full`` or ``incremental``.
+        mode_reason: why (``incremental``, ``not_requested``, ``no_previous_run``,
+            ``config_changed``, ``decisions_changed``, ``scored_pairs_replaced``,
+            ``scope_not_converged``, ``scope_too_large``).
+        changed_records: records whose identifiers or scored pairs changed since the last
+            run (incremental attempts only).
+        scope_records: records resolved this run (all of them in a full run).
     """
 
     customers: int
@@ -103,6 +119,10 @@ class IdentityResult:
     unresolved_records: int = 0
     id_changes: dict[str, int] = field(default_factory=dict)
     probabilistic_links: dict[str, int] = field(default_factory=dict)
+    mode: str = "full"
+    mode_reason: str = ""
+    changed_records: int = 0
+    scope_records: int = 0
 
 
 def _split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -143,6 +163,24 @@ def resolve(
         ValueError: a decision row is invalid (unknown decision, missing identifier).
     """
     flagged = flag_never_link(extract_identifiers(silver), config.never_link)
+    return resolve_flagged(flagged, config, assign_ids, decisions, probabilistic)
+
+
+def resolve_flagged(
+    flagged: DataFrame,
+    config: IdentityConfig,
+    assign_ids: CustomerIdAssigner = assign_minted_ids,
+    decisions: DataFrame | None = None,
+    probabilistic: DataFrame | None = None,
+) -> IdentityFrames:
+    """:func:`resolve` from identifiers already extracted and flagged by the never-link rules.
+
+    Args:
+        flagged: ``source, record_key, id_type, id_value, blocked_reason``
+            (:func:`cdplake.identity.extract.flag_never_link`), of all records or of a scope
+            closed under links (:mod:`cdplake.identity.incremental`).
+        config, assign_ids, decisions, probabilistic: as for :func:`resolve`.
+    """
     linked, blocked = _split_flagged(flagged)
     must_edges = cannot = None
     if decisions is not None:
@@ -235,23 +273,35 @@ def resolve_identities(
     *,
     config: IdentityConfig | None = None,
     assign_ids: CustomerIdAssigner | None = None,
+    incremental: bool = False,
 ) -> IdentityResult:
-    """Read the silver tables, resolve customers and overwrite the identity tables.
+    """Read the silver tables, resolve customers and write the identity tables.
 
     Writes ``identity/identifiers``, ``identity/blocked_identifiers``,
     ``identity/customer_map``, ``identity/record_customer`` and ``identity/customer_links``
-    (each overwritten per run,
-    stamped with ``run_id``). Customer ids are kept from the customer_map this run replaces
+    (stamped with ``run_id``). Customer ids are kept from the customer_map this run replaces
     (:func:`cdplake.identity.customer_ids.assign_stable_ids`); what changed is appended to
     ``identity/identity_changes`` and merges also to ``identity/customer_id_aliases``, before
-    the customer_map is replaced, so a crash in between loses no change.
+    the customer_map is replaced, so a crash in between loses no change. Each run appends one
+    row to ``identity/resolve_runs`` (mode, why, how many records changed and were resolved).
+
+    A full run resolves every record and overwrites the tables. An incremental run resolves
+    only the records that changed since the last run and what they can link to
+    (:mod:`cdplake.identity.incremental`) and MERGEs that part into the tables, the
+    identifiers table last (it is what the next run compares with, so a run cut off midway
+    is redone by the next). It runs in full instead, with the reason in ``resolve_runs``,
+    when there is no earlier run, ``identity.yaml`` or the linkage threshold or the review
+    decisions changed, the scored pairs were rewritten from nothing, or the scope would cover
+    more than ``incremental.max_scope_fraction`` of the records.
 
     Args:
         spark: the session.
         env: the environment (paths, and ``conf_dir`` for ``identity.yaml``).
         run_id: stamped on every row written.
         config: identity settings; loaded from ``env.conf_dir`` by default.
-        assign_ids: the customer-id policy; stable ids over the previous customer_map when None.
+        assign_ids: the customer-id policy; stable ids over the previous customer_map when
+            None. A custom policy always runs in full.
+        incremental: try an incremental run.
 
     Raises:
         FileNotFoundError: a silver table does not exist yet.
@@ -270,37 +320,78 @@ def resolve_identities(
             .select("id_type", "id_value", "customer_id")
         )
     decisions_path = env.paths.table(IDENTITY_LAYER, REVIEW_DECISIONS)
-    decisions = _store.read(spark, decisions_path) if _store.exists(spark, decisions_path) else None
-    pairs = probabilistic_pairs(spark, env) if config.use_probabilistic_edges else None
-    frames = resolve(silver, config, assign_ids or assign_stable_ids(previous), decisions, pairs)
-    stamp = F.lit(run_id).alias("run_id")
-    # Pinned so the change feed and the customer_map write share one assignment; record_customer
-    # derives it again from the same inputs (previous map at a fixed version: same ids).
-    customer_map = frames.customer_map.localCheckpoint(eager=True)
-    links = frames.probabilistic_links
-    frames = IdentityFrames(
-        frames.identifiers, frames.blocked, customer_map, frames.record_customer, frames.customer_links, links
+    decisions_version = table_version(spark, decisions_path)
+    decisions = _store.read(spark, decisions_path) if decisions_version >= 0 else None
+    edges_version, pairs, threshold = -1, None, None
+    if config.use_probabilistic_edges:
+        edges_version, pairs, threshold = _pinned_pairs(spark, env)
+    flagged = flag_never_link(extract_identifiers(silver), config.never_link).localCheckpoint(eager=True)
+    state = RunState(
+        decisions_version=decisions_version,
+        edges_version=edges_version,
+        config_hash=hashlib.sha256(repr((config, threshold)).encode()).hexdigest()[:16],
     )
-    changes = identity_changes(previous, customer_map).localCheckpoint(eager=True)
+    plan = ScopePlan(None, "not_requested")
+    if incremental and assign_ids is None:
+        plan = _plan_scope(spark, env, config, flagged, state, pairs, decisions, threshold)
+    stamp = F.lit(run_id).alias("run_id")
     changed_at = F.current_timestamp().alias("changed_at")
     txn = {"app_id": CHANGES_APP_ID, "version": map_version + 1}
-    append(changes.select("*", stamp, changed_at), env.paths.table(IDENTITY_LAYER, "identity_changes"), **txn)
-    aliases = changes.where("change = 'merged'").select(
-        F.col("related_id").alias("old_id"), "customer_id", F.lit("merged").alias("reason"), stamp, changed_at
+
+    def append_changes(before: DataFrame | None, after: DataFrame) -> DataFrame:
+        changes = identity_changes(before, after).localCheckpoint(eager=True)
+        append(
+            changes.select("*", stamp, changed_at), env.paths.table(IDENTITY_LAYER, "identity_changes"), **txn
+        )
+        aliases = changes.where("change = 'merged'").select(
+            F.col("related_id").alias("old_id"),
+            "customer_id",
+            F.lit("merged").alias("reason"),
+            stamp,
+            changed_at,
+        )
+        append(aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), **txn)
+        return changes
+
+    if plan.scope is None:
+        frames = resolve_flagged(flagged, config, assign_ids or assign_stable_ids(previous), decisions, pairs)
+        # Pinned so the change feed and the customer_map write share one assignment; record_customer
+        # derives it again from the same inputs (previous map at a fixed version: same ids).
+        customer_map = frames.customer_map.localCheckpoint(eager=True)
+        changes = append_changes(previous, customer_map)
+        outputs = {
+            "identifiers": frames.identifiers,
+            "blocked_identifiers": frames.blocked,
+            "customer_map": customer_map,
+            "record_customer": frames.record_customer,
+            "customer_links": frames.customer_links,
+        }
+        for name, frame in outputs.items():
+            _store.overwrite(frame.select("*", stamp), env.paths.table(IDENTITY_LAYER, name))
+        links, scope_records = frames.probabilistic_links, None
+    else:
+        changes, links, scope_records = _resolve_scope(
+            spark, env, config, flagged, plan.scope, previous, decisions, pairs, stamp, append_changes
+        )
+    records = flagged.select("source", "record_key").distinct().count()
+    run_row = (
+        run_id,
+        "full" if plan.scope is None else "incremental",
+        plan.reason,
+        plan.changed,
+        records if scope_records is None else scope_records,
+        records,
+        state.decisions_version,
+        state.edges_version,
+        state.config_hash,
     )
-    append(aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), **txn)
-    outputs = {
-        "identifiers": frames.identifiers.select("*", stamp),
-        "blocked_identifiers": frames.blocked.select("*", stamp),
-        "customer_map": frames.customer_map.select("*", stamp),
-        "record_customer": frames.record_customer.select("*", stamp),
-        "customer_links": frames.customer_links.select("*", stamp),
-    }
-    for name, frame in outputs.items():
-        _store.overwrite(frame, env.paths.table(IDENTITY_LAYER, name))
+    # A plain append: a run redone after a crash is a run of its own.
+    spark.createDataFrame([run_row], RUNS_DDL).withColumn("resolved_at", F.current_timestamp()).write.format(
+        "delta"
+    ).mode("append").save(env.paths.table(IDENTITY_LAYER, RUNS_TABLE))
 
     # Counts come from what was written, so they match the tables exactly.
-    written = {name: _store.read(spark, env.paths.table(IDENTITY_LAYER, name)) for name in outputs}
+    written = {name: _store.read(spark, env.paths.table(IDENTITY_LAYER, name)) for name in IDENTITY_OUTPUTS}
     by_reason = {
         r["reason"]: int(r["count"])
         for r in written["blocked_identifiers"].groupBy("reason").count().collect()
@@ -316,7 +407,175 @@ def resolve_identities(
         unresolved_records=observed_records - resolved_records,
         id_changes={r["change"]: int(r["count"]) for r in changes.groupBy("change").count().collect()},
         probabilistic_links=_link_counts(links),
+        mode="full" if plan.scope is None else "incremental",
+        mode_reason=plan.reason,
+        changed_records=plan.changed,
+        scope_records=records if scope_records is None else scope_records,
     )
+
+
+# The tables an identity run writes, in the order an incremental run MERGEs them: the
+# identifiers last, because the next run finds what changed by comparing with them.
+IDENTITY_OUTPUTS = ("customer_map", "record_customer", "blocked_identifiers", "customer_links", "identifiers")
+# One row per identity run: how it ran and the inputs the next incremental run compares with.
+RUNS_TABLE = "resolve_runs"
+RUNS_DDL = (
+    "run_id STRING, mode STRING, reason STRING, changed_records BIGINT, scope_records BIGINT, "
+    "records BIGINT, decisions_version BIGINT, edges_version BIGINT, config_hash STRING"
+)
+_KEYS = {
+    "customer_map": ["id_type", "id_value"],
+    "record_customer": ["source", "record_key"],
+    "blocked_identifiers": ["source", "record_key", "id_type", "id_value"],
+    "customer_links": ["customer_id", "link_type", "rule", "item_l", "item_r"],
+    "identifiers": ["source", "record_key", "id_type", "id_value"],
+}
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What an incremental run must find unchanged since the last run (else it runs in full)."""
+
+    decisions_version: int
+    edges_version: int
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class ScopePlan:
+    """The records an incremental run resolves (None: run in full), and why."""
+
+    scope: DataFrame | None
+    reason: str
+    changed: int = 0
+
+
+def _pinned_pairs(spark: SparkSession, env: EnvConfig) -> tuple[int, DataFrame | None, float | None]:
+    """``(version, pairs at or above the threshold at that version, threshold)`` of the scored pairs."""
+    from cdplake.config.linkage import load_linkage_config
+    from cdplake.identity.probabilistic import EDGES_TABLE
+
+    path = env.paths.table(IDENTITY_LAYER, EDGES_TABLE)
+    version = table_version(spark, path)
+    if version < 0:
+        return -1, None, None
+    threshold = load_linkage_config(env.conf_dir).threshold_match_probability
+    pairs = spark.read.format("delta").option("versionAsOf", version).load(path)
+    return version, pairs.where(F.col("match_probability") >= threshold), threshold
+
+
+def _plan_scope(
+    spark: SparkSession,
+    env: EnvConfig,
+    config: IdentityConfig,
+    flagged: DataFrame,
+    state: RunState,
+    pairs: DataFrame | None,
+    decisions: DataFrame | None,
+    threshold: float | None,
+) -> ScopePlan:
+    from cdplake.identity.probabilistic import EDGES_TABLE
+
+    runs_path = env.paths.table(IDENTITY_LAYER, RUNS_TABLE)
+    tables = [env.paths.table(IDENTITY_LAYER, name) for name in IDENTITY_OUTPUTS]
+    if not all(_store.exists(spark, p) for p in [runs_path, *tables]):
+        return ScopePlan(None, "no_previous_run")
+    last = _store.read(spark, runs_path).orderBy(F.desc("resolved_at")).first()
+    if last["config_hash"] != state.config_hash:
+        return ScopePlan(None, "config_changed")
+    if last["decisions_version"] != state.decisions_version:
+        return ScopePlan(None, "decisions_changed")
+    seeds = changed_records(flagged, _store.read(spark, env.paths.table(IDENTITY_LAYER, "identifiers")))
+    if last["edges_version"] != state.edges_version:
+        if last["edges_version"] < 0 or pairs is None:
+            return ScopePlan(None, "scored_pairs_replaced")
+        before = (
+            spark.read.format("delta")
+            .option("versionAsOf", int(last["edges_version"]))
+            .load(env.paths.table(IDENTITY_LAYER, EDGES_TABLE))
+            .where(F.col("match_probability") >= threshold)
+        )
+        seeds = seeds.unionByName(changed_pair_records(pairs, before)).distinct()
+    seeds = seeds.localCheckpoint(eager=True)
+    changed = seeds.count()
+    must = None
+    if decisions is not None:
+        must = current_decisions(decisions).where(F.col("decision") == MUST_LINK).select("node_a", "node_b")
+    try:
+        scope = resolution_scope(
+            seeds,
+            flagged.where(F.col("blocked_reason").isNull()),
+            _store.read(spark, env.paths.table(IDENTITY_LAYER, "record_customer")),
+            pairs=pairs,
+            must_link=must,
+            max_rounds=config.incremental.max_rounds,
+        )
+    except ScopeNotConverged:
+        return ScopePlan(None, "scope_not_converged", changed)
+    total = flagged.select("source", "record_key").distinct().count()
+    if scope.count() > config.incremental.max_scope_fraction * total:
+        return ScopePlan(None, "scope_too_large", changed)
+    return ScopePlan(scope, "incremental", changed)
+
+
+def _resolve_scope(
+    spark: SparkSession,
+    env: EnvConfig,
+    config: IdentityConfig,
+    flagged: DataFrame,
+    scope: DataFrame,
+    previous: DataFrame | None,
+    decisions: DataFrame | None,
+    pairs: DataFrame | None,
+    stamp: Column,
+    append_changes: Callable[[DataFrame | None, DataFrame], DataFrame],
+) -> tuple[DataFrame, DataFrame | None, int]:
+    """Resolve the records of ``scope`` and MERGE them into the identity tables.
+
+    Returns:
+        ``(changes, probabilistic links, records in scope)``.
+    """
+    if scope.isEmpty():
+        return spark.createDataFrame([], CHANGES_DDL), None, 0
+    record = ["source", "record_key"]
+    table = {name: env.paths.table(IDENTITY_LAYER, name) for name in IDENTITY_OUTPUTS}
+    current = {name: _store.read(spark, path) for name, path in table.items()}
+    old_customers = (
+        current["record_customer"].join(scope, record, "left_semi").select("customer_id").distinct()
+    ).localCheckpoint(eager=True)
+    before = None if previous is None else previous.join(old_customers, "customer_id", "left_semi")
+    scoped_pairs = None
+    if pairs is not None:
+        scoped_pairs = pairs.join(
+            scope.select(F.col("source").alias("source_l"), F.col("record_key").alias("record_key_l")),
+            ["source_l", "record_key_l"],
+            "left_semi",
+        ).join(
+            scope.select(F.col("source").alias("source_r"), F.col("record_key").alias("record_key_r")),
+            ["source_r", "record_key_r"],
+            "left_semi",
+        )
+    frames = resolve_flagged(
+        flagged.join(scope, record, "left_semi"), config, assign_stable_ids(before), decisions, scoped_pairs
+    )
+    customer_map = frames.customer_map.localCheckpoint(eager=True)
+    changes = append_changes(before, customer_map)
+    customers = old_customers.unionByName(customer_map.select("customer_id")).distinct()
+    new = {
+        "customer_map": customer_map,
+        "record_customer": frames.record_customer,
+        "blocked_identifiers": frames.blocked,
+        "customer_links": frames.customer_links,
+        "identifiers": frames.identifiers,
+    }
+    for name in IDENTITY_OUTPUTS:
+        if name in ("customer_map", "customer_links"):
+            old = current[name].join(customers, "customer_id", "left_semi")
+        else:
+            old = current[name].join(scope, record, "left_semi")
+        rows = new[name].select("*", stamp).localCheckpoint(eager=True)
+        replace_rows(rows.select(*current[name].columns), old, table[name], _KEYS[name])
+    return changes, frames.probabilistic_links, scope.count()
 
 
 def _link_counts(links: DataFrame | None) -> dict[str, int]:
@@ -325,22 +584,6 @@ def _link_counts(links: DataFrame | None) -> dict[str, int]:
     counts = {outcome: 0 for outcome in (JOINED, WEAK_BRIDGE, REFUSED)}
     counts.update({r["outcome"]: int(r["count"]) for r in links.groupBy("outcome").count().collect()})
     return counts
-
-
-def probabilistic_pairs(spark: SparkSession, env: EnvConfig) -> DataFrame | None:
-    """Record pairs of ``identity/probabilistic_edges`` at or above the link threshold, or None.
-
-    The threshold is ``threshold_match_probability`` of ``conf/linkage.yaml``; the table is
-    what the last scoring run (``cdplake-score-linkage``) wrote.
-    """
-    from cdplake.config.linkage import load_linkage_config
-    from cdplake.identity.probabilistic import EDGES_TABLE
-
-    path = env.paths.table(IDENTITY_LAYER, EDGES_TABLE)
-    if not _store.exists(spark, path):
-        return None
-    threshold = load_linkage_config(env.conf_dir).threshold_match_probability
-    return _store.read(spark, path).where(F.col("match_probability") >= threshold)
 
 
 @dataclass(frozen=True)

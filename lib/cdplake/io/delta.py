@@ -216,6 +216,48 @@ def merge_into(
     return MergeMetrics(inserted=int(row["num_inserted_rows"]), updated=int(row["num_updated_rows"]))
 
 
+def replace_rows(new: DataFrame, old: DataFrame, path: str, keys: Sequence[str]) -> MergeMetrics:
+    """Replace the rows ``old`` of the Delta table at ``path`` by ``new``, in one MERGE.
+
+    ``old`` is the part of the table being recomputed (read from the table itself, e.g. every
+    row of some customers) and ``new`` what it is now: rows of ``new`` are upserted by
+    ``keys``, rows of ``old`` whose key ``new`` lacks are deleted, and the rest of the table is
+    left alone. Keys compare null-safe. Applying the same ``new`` twice changes no value.
+
+    Args:
+        new: the recomputed rows, the table's columns, at most one row per key.
+        old: rows of the table (at least ``keys``) that ``new`` replaces.
+        path: an existing Delta table.
+        keys: columns identifying a row.
+
+    Returns:
+        Rows inserted and updated (deletes are not counted).
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if not keys:
+        raise ValueError("replace_rows needs at least one key column")
+    op = "_cdplake_op"
+    gone = old.select(*keys).subtract(new.select(*keys)).withColumn(op, F.lit("delete"))
+    source = new.withColumn(op, F.lit("upsert")).unionByName(gone, allowMissingColumns=True)
+    on = " AND ".join(f"{TARGET}.`{k}` <=> {SOURCE}.`{k}`" for k in keys)
+    values = {f"`{c}`": f"{SOURCE}.`{c}`" for c in new.columns}
+    result = (
+        DeltaTable.forPath(new.sparkSession, path)
+        .alias(TARGET)
+        .merge(source.alias(SOURCE), on)
+        .whenMatchedDelete(condition=f"{SOURCE}.{op} = 'delete'")
+        .whenMatchedUpdate(condition=f"{SOURCE}.{op} = 'upsert'", set=values)
+        .whenNotMatchedInsert(condition=f"{SOURCE}.{op} = 'upsert'", values=values)
+        .execute()
+    )
+    row = result.first() if result is not None else None
+    if row is None:
+        return MergeMetrics()
+    return MergeMetrics(inserted=int(row["num_inserted_rows"]), updated=int(row["num_updated_rows"]))
+
+
 def run_stream(
     stream_df: DataFrame,
     *,

@@ -2,8 +2,8 @@
 
 A cycle: new landing files -> bronze -> silver (both Structured Streaming queries with an
 ``availableNow`` trigger and their own checkpoints) -> real-time signals (a windowed stream
-over silver/events) -> identity (a full re-resolve: it is a graph over all records, and
-customer ids depend on whole components) -> gold for the touched customers only
+over silver/events) -> identity (incremental: only the records that changed and what they can
+link to are resolved again and MERGEd, see :mod:`cdplake.identity.incremental`) -> gold for the touched customers only
 (:mod:`cdplake.streaming.incremental`; the history of their golden attributes too) -> one
 row in the progress table (:mod:`cdplake.streaming.progress`). The loop runs cycles once
 (``availableNow``, for a scheduler) or every interval (``"10 seconds"``, like Spark's
@@ -163,7 +163,7 @@ def run_cycle(
         return skipped  # nothing has landed yet
     silver_changed = previous is None or versions != previous.silver_versions
     if silver_changed or not table_exists(spark, rc_path):
-        resolve_identities(spark, env, run_id, config=ctx.identity)
+        resolve_identities(spark, env, run_id, config=ctx.identity, incremental=True)
     done("identity")
 
     identity_version = table_version(spark, rc_path)

@@ -1,0 +1,140 @@
+"""Incremental identity runs: only what changed is resolved again, and the tables equal a full run's."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+from lake_conf import REPO
+from pyspark.testing import assertDataFrameEqual
+from test_identity_resolve import ANN, BOB, CAT, SILVER_ROWS, cid, ts, write_silver
+
+from cdplake.config import load_env
+from cdplake.config.identity import load_identity_config
+from cdplake.identity import resolve_identities
+from cdplake.identity.resolve import IDENTITY_OUTPUTS
+
+pytestmark = pytest.mark.integration
+
+# Twenty people nobody else shares an identifier with: an incremental run must leave them alone.
+BYSTANDERS = [
+    dict(contact_id=f"crm-x{i:02d}", email=f"p{i}@q.com", first_name="P", updated_at=ts(9, 1))
+    for i in range(20)
+]
+BEFORE = {**SILVER_ROWS, "crm_contacts": SILVER_ROWS["crm_contacts"] + BYSTANDERS}
+# Cat's anonymous id is identified as Ann's user (a merge), Bob changes his CRM email while his
+# order keeps the old one (a split), and Dan orders for the first time (a new customer).
+AFTER = {
+    **BEFORE,
+    "events": BEFORE["events"]
+    + [dict(message_id="m5", type="identify", user_id="user-ann", anonymous_id="anon-3", event_ts=ts(11, 1))],
+    "crm_contacts": [
+        dict(r, email="bob@new.com", updated_at=ts(11, 1)) if r["contact_id"] == "crm-2" else r
+        for r in BEFORE["crm_contacts"]
+    ],
+    "orders": BEFORE["orders"]
+    + [
+        dict(
+            order_id="ord-5",
+            channel="pos",
+            order_ts=ts(11, 1),
+            status="completed",
+            customer_email="dan@z.com",
+            total=Decimal("9.00"),
+        )
+    ],
+}
+TABLES = (*IDENTITY_OUTPUTS, "identity_changes", "customer_id_aliases")
+
+
+def lake(tmp_path, name):
+    return load_env(
+        "local",
+        conf_dir=REPO / "conf",
+        environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(tmp_path / name)},
+    )
+
+
+def identity_tables(spark, env):
+    return {
+        name: spark.read.format("delta").load(env.paths.table("identity", name)).drop("run_id", "changed_at")
+        for name in TABLES
+    }
+
+
+def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(spark, tmp_path):
+    inc, full = lake(tmp_path, "inc"), lake(tmp_path, "full")
+    for env in (inc, full):
+        write_silver(spark, env, BEFORE)
+        assert resolve_identities(spark, env, "run-1", incremental=True).mode_reason == "no_previous_run"
+        write_silver(spark, env, AFTER)
+
+    result = resolve_identities(spark, inc, "run-2", incremental=True)
+    resolve_identities(spark, full, "run-2")
+
+    # m5, crm-2 and ord-5 changed; the scope adds the records of Ann, Cat and Bob they reach
+    # (m1-m4, e1, crm-1, ord-1, ord-2). The placeholder-email orders and the bystanders stay out.
+    assert (result.mode, result.changed_records, result.scope_records) == ("incremental", 3, 11)
+    assert result.records == 33
+    expected_changes = spark.createDataFrame(
+        [
+            ("merged", ANN, CAT, 1),
+            ("split", cid("split:crm_contact_id:crm-2"), BOB, 1),
+            ("created", cid("email:dan@z.com"), None, 2),
+        ],
+        "change STRING, customer_id STRING, related_id STRING, identifiers BIGINT",
+    )
+    got, want = identity_tables(spark, inc), identity_tables(spark, full)
+    for name in TABLES:
+        assertDataFrameEqual(got[name], want[name])
+    run_2 = (
+        spark.read.format("delta")
+        .load(inc.paths.table("identity", "identity_changes"))
+        .where("run_id = 'run-2'")
+    )
+    assertDataFrameEqual(run_2.drop("run_id", "changed_at"), expected_changes)
+
+
+def test_incremental_run_with_nothing_new_writes_nothing_and_a_config_change_runs_in_full(spark, lake_env):
+    write_silver(spark, lake_env, BEFORE)
+    resolve_identities(spark, lake_env, "run-1", incremental=True)
+    before = identity_tables(spark, lake_env)
+    versions = {
+        name: spark.sql(f"DESCRIBE HISTORY delta.`{lake_env.paths.table('identity', name)}`").count()
+        for name in IDENTITY_OUTPUTS
+    }
+
+    again = resolve_identities(spark, lake_env, "run-2", incremental=True)
+
+    assert (again.mode, again.mode_reason, again.changed_records, again.scope_records) == (
+        "incremental",
+        "incremental",
+        0,
+        0,
+    )
+    assert again.id_changes == {}
+    for name in IDENTITY_OUTPUTS:
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{lake_env.paths.table('identity', name)}`").count()
+        assert history == versions[name], name
+    after = identity_tables(spark, lake_env)
+    for name in TABLES:
+        assertDataFrameEqual(after[name], before[name])
+
+    config = load_identity_config(lake_env.conf_dir)
+    looser = config.__class__(**{**config.__dict__, "weak_bridge_probability": 0.5})
+    rerun = resolve_identities(spark, lake_env, "run-3", config=looser, incremental=True)
+    assert (rerun.mode, rerun.mode_reason, rerun.scope_records) == ("full", "config_changed", 31)
+    runs = spark.read.format("delta").load(lake_env.paths.table("identity", "resolve_runs"))
+    assertDataFrameEqual(
+        runs.select("run_id", "mode", "reason", "changed_records", "scope_records", "records"),
+        spark.createDataFrame(
+            [
+                ("run-1", "full", "no_previous_run", 0, 31, 31),
+                ("run-2", "incremental", "incremental", 0, 0, 31),
+                ("run-3", "full", "config_changed", 0, 31, 31),
+            ],
+            "run_id STRING, mode STRING, reason STRING, changed_records BIGINT, scope_records BIGINT, "
+            "records BIGINT",
+        ),
+    )
