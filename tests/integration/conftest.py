@@ -142,7 +142,7 @@ def two_wave_stream(spark, tmp_path_factory: pytest.TempPathFactory) -> TwoWaveS
     Shared by the stream-pipeline tests and, as the uninterrupted reference, by the crash
     test: each cycle costs about a minute on 2 cores whatever the data size.
     """
-    from lake_conf import STREAM_AS_OF, STREAM_DEMO, STREAM_GOLD, conf_without_dataset_checks, land_wave
+    from lake_conf import STREAM_AS_OF, STREAM_DEMO, STREAM_GOLD, land_wave, stream_test_conf
 
     from cdplake.io.delta import table_version
     from cdplake.landing import generate
@@ -150,7 +150,7 @@ def two_wave_stream(spark, tmp_path_factory: pytest.TempPathFactory) -> TwoWaveS
 
     root = tmp_path_factory.mktemp("two-wave-stream") / "lake"
     # The GX suites are tested elsewhere; here they would only add time to every cycle.
-    conf = conf_without_dataset_checks(root.parent)
+    conf = stream_test_conf(root.parent)
     env = load_env("local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
     files = generate(STREAM_DEMO).files
     results = []

@@ -10,22 +10,29 @@ from cdplake.config import DemoConfig
 REPO = Path(__file__).resolve().parents[2]
 
 
-def conf_without_dataset_checks(folder: Path) -> Path:
-    """A copy of the repo's ``conf/`` whose stream cycles skip the Great Expectations suites.
+def stream_test_conf(folder: Path) -> Path:
+    """A copy of the repo's ``conf/`` for tests of the stream cycle loop.
 
-    For tests about the cycle loop itself (exactly-once, incremental equality): the suites
-    are covered by the quality tests and cost tens of seconds per cycle. Jobs started with
-    ``CDPLAKE_CONF_DIR`` set to the copy also need ``CDPLAKE__SPARK__JARS_DIR`` (relative
-    paths resolve against the folder holding ``conf/``).
+    Its cycles skip the Great Expectations suites (covered by the quality tests; they cost
+    tens of seconds per cycle), and identity runs incrementally whatever share of the records
+    a wave touches (``incremental.max_scope_fraction: 1``): the tiny two-wave demo touches
+    most of its people in wave 2, and the tests are there to exercise the incremental path
+    (exactly-once, incremental equals full). Jobs started with ``CDPLAKE_CONF_DIR`` set to the
+    copy also need ``CDPLAKE__SPARK__JARS_DIR`` (relative paths resolve against the folder
+    holding ``conf/``).
     """
     import shutil
 
     target = folder / "conf"
     shutil.copytree(REPO / "conf", target)
-    streaming = target / "streaming.yaml"
-    text = streaming.read_text(encoding="utf-8")
-    assert "\ndataset_checks_every: 1\n" in text
-    streaming.write_text(text.replace("\ndataset_checks_every: 1\n", "\ndataset_checks_every: 0\n"))
+    for name, old, new in (
+        ("streaming.yaml", "\ndataset_checks_every: 1\n", "\ndataset_checks_every: 0\n"),
+        ("identity.yaml", "\n  max_scope_fraction: 0.5\n", "\n  max_scope_fraction: 1.0\n"),
+    ):
+        path = target / name
+        text = path.read_text(encoding="utf-8")
+        assert old in text, (name, old)
+        path.write_text(text.replace(old, new))
     return target
 
 

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from lake_conf import STREAM_AS_OF, STREAM_GOLD, conf_without_dataset_checks, land_wave
+from lake_conf import STREAM_AS_OF, STREAM_GOLD, land_wave, stream_test_conf
 from pyspark.testing import assertDataFrameEqual
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ def test_kill_mid_cycle_and_restart_equals_uninterrupted_run(spark, two_wave_str
         (2, True, False),
     ]
     crash_root = tmp_path / "crashed"
-    conf = conf_without_dataset_checks(tmp_path)
+    conf = stream_test_conf(tmp_path)
 
     # crashed: killed inside silver in cycle 1 ...
     land_wave(crash_root, files, 1)

@@ -183,9 +183,10 @@ def test_cycles_resolve_identity_incrementally_as_a_full_resolve_would(spark, st
     runs = spark.read.format("delta").load(env.paths.table("identity", "resolve_runs")).orderBy("resolved_at")
     first, second = runs.collect()
     assert (first["mode"], first["reason"]) == ("full", "no_previous_run")
-    # wave 2 brings new records of known people and new people: only their part is resolved
+    # wave 2 brings new records of known people and new people: they and what they link to
+    # are resolved again (most of this tiny lake; stream_test_conf lets the scope be that big)
     assert (second["mode"], second["reason"]) == ("incremental", "incremental")
-    assert 0 < second["changed_records"] <= second["scope_records"] < second["records"]
+    assert 0 < second["changed_records"] <= second["scope_records"] <= second["records"]
 
     def tables():
         return {

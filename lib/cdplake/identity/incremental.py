@@ -62,6 +62,25 @@ def changed_pair_records(current: DataFrame, previous: DataFrame) -> DataFrame:
     return _both_sides(diff)
 
 
+def pairs_touching(pairs: DataFrame, records: DataFrame, *, both: bool = False) -> DataFrame:
+    """Scored pairs (``source_l, record_key_l, source_r, record_key_r, ...``) on ``records``.
+
+    Args:
+        pairs: scored pairs.
+        records: ``source, record_key``.
+        both: keep only pairs whose two records are in ``records`` (else either is enough;
+            a pair with both in appears twice).
+    """
+    side = {
+        s: records.select(F.col("source").alias(f"source_{s}"), F.col("record_key").alias(f"record_key_{s}"))
+        for s in ("l", "r")
+    }
+    on_left = pairs.join(side["l"], ["source_l", "record_key_l"], "left_semi")
+    if both:
+        return on_left.join(side["r"], ["source_r", "record_key_r"], "left_semi")
+    return on_left.unionByName(pairs.join(side["r"], ["source_r", "record_key_r"], "left_semi"))
+
+
 def _both_sides(pairs: DataFrame) -> DataFrame:
     left = pairs.select(F.col("source_l").alias("source"), F.col("record_key_l").alias("record_key"))
     right = pairs.select(F.col("source_r").alias("source"), F.col("record_key_r").alias("record_key"))
@@ -123,19 +142,7 @@ def resolution_scope(
             )
         reached = linkable.join(values, ["id_type", "id_value"], "left_semi").select(*RECORD)
         if pairs is not None:
-            touching = pairs.join(
-                scope.select(F.col("source").alias("source_l"), F.col("record_key").alias("record_key_l")),
-                ["source_l", "record_key_l"],
-                "left_semi",
-            ).unionByName(
-                pairs.join(
-                    scope.select(
-                        F.col("source").alias("source_r"), F.col("record_key").alias("record_key_r")
-                    ),
-                    ["source_r", "record_key_r"],
-                    "left_semi",
-                )
-            )
+            touching = pairs_touching(pairs, scope)
             reached = reached.unionByName(_both_sides(touching))
         grown = with_customers(scope.unionByName(reached)).distinct().localCheckpoint(eager=True)
         grown_size = grown.count()

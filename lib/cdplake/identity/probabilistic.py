@@ -632,6 +632,7 @@ def score_probabilistic_edges(
         incremental: try an incremental run.
     """
     from cdplake.identity import _store
+    from cdplake.identity.incremental import pairs_touching
     from cdplake.io.delta import replace_rows
 
     model = load_model(spark, env.paths, model_version)
@@ -666,15 +667,7 @@ def score_probabilistic_edges(
                 ).localCheckpoint(eager=True)
             else:  # records only vanished
                 edges = spark.createDataFrame([], old.schema)
-            sides = [
-                touched.select(
-                    F.col("source").alias(f"source_{s}"), F.col("record_key").alias(f"record_key_{s}")
-                )
-                for s in ("l", "r")
-            ]
-            old_pairs = old.join(sides[0], ["source_l", "record_key_l"], "left_semi").unionByName(
-                old.join(sides[1], ["source_r", "record_key_r"], "left_semi")
-            )
+            old_pairs = pairs_touching(old, touched)
             pair = ["source_l", "record_key_l", "source_r", "record_key_r"]
             replace_rows(edges.select(*old.columns), old_pairs, path, pair)
             scored_before = _store.read(spark, scored_path)

@@ -27,6 +27,7 @@ from cdplake.identity.incremental import (
     ScopeNotConverged,
     changed_pair_records,
     changed_records,
+    pairs_touching,
     resolution_scope,
 )
 from cdplake.identity.limits import (
@@ -546,15 +547,7 @@ def _resolve_scope(
     before = None if previous is None else previous.join(old_customers, "customer_id", "left_semi")
     scoped_pairs = None
     if pairs is not None:
-        scoped_pairs = pairs.join(
-            scope.select(F.col("source").alias("source_l"), F.col("record_key").alias("record_key_l")),
-            ["source_l", "record_key_l"],
-            "left_semi",
-        ).join(
-            scope.select(F.col("source").alias("source_r"), F.col("record_key").alias("record_key_r")),
-            ["source_r", "record_key_r"],
-            "left_semi",
-        )
+        scoped_pairs = pairs_touching(pairs, scope, both=True)
     frames = resolve_flagged(
         flagged.join(scope, record, "left_semi"), config, assign_stable_ids(before), decisions, scoped_pairs
     )
