@@ -15,7 +15,8 @@ def stream_test_conf(folder: Path) -> Path:
 
     Its cycles skip the Great Expectations suites (covered by the quality tests; they cost
     tens of seconds per cycle), and identity runs incrementally whatever share of the records
-    a wave touches (``incremental.max_scope_fraction: 1``): the tiny two-wave demo touches
+    a wave touches and however small the lake (``incremental.max_scope_fraction: 1``,
+    ``min_records: 0``): the tiny two-wave demo touches
     most of its people in wave 2, and the tests are there to exercise the incremental path
     (exactly-once, incremental equals full). Jobs started with ``CDPLAKE_CONF_DIR`` set to the
     copy also need ``CDPLAKE__SPARK__JARS_DIR`` (relative paths resolve against the folder
@@ -28,6 +29,7 @@ def stream_test_conf(folder: Path) -> Path:
     for name, old, new in (
         ("streaming.yaml", "\ndataset_checks_every: 1\n", "\ndataset_checks_every: 0\n"),
         ("identity.yaml", "\n  max_scope_fraction: 0.5\n", "\n  max_scope_fraction: 1.0\n"),
+        ("identity.yaml", "\n  min_records: 250000\n", "\n  min_records: 0\n"),
     ):
         path = target / name
         text = path.read_text(encoding="utf-8")

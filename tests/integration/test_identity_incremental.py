@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from decimal import Decimal
 
@@ -48,6 +49,14 @@ AFTER = {
 TABLES = (*IDENTITY_OUTPUTS, "identity_changes", "customer_id_aliases")
 
 
+def incremental_config(**overrides):
+    """conf/identity.yaml with incremental runs tried on these tiny lakes (``min_records: 0``)."""
+    config = load_identity_config(REPO / "conf")
+    return dataclasses.replace(
+        config, incremental=dataclasses.replace(config.incremental, min_records=0), **overrides
+    )
+
+
 def lake(tmp_path, name):
     return load_env(
         "local",
@@ -67,11 +76,12 @@ def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(sp
     inc, full = lake(tmp_path, "inc"), lake(tmp_path, "full")
     for env in (inc, full):
         write_silver(spark, env, BEFORE)
-        assert resolve_identities(spark, env, "run-1", incremental=True).mode_reason == "no_previous_run"
+        first = resolve_identities(spark, env, "run-1", config=incremental_config(), incremental=True)
+        assert first.mode_reason == "no_previous_run"
         write_silver(spark, env, AFTER)
 
-    result = resolve_identities(spark, inc, "run-2", incremental=True)
-    resolve_identities(spark, full, "run-2")
+    result = resolve_identities(spark, inc, "run-2", config=incremental_config(), incremental=True)
+    resolve_identities(spark, full, "run-2", config=incremental_config())
 
     # m5, crm-2 and ord-5 changed; the scope adds the records of Ann, Cat and Bob they reach
     # (m1-m4, e1, crm-1, ord-1, ord-2). The placeholder-email orders and the bystanders stay out.
@@ -96,16 +106,18 @@ def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(sp
     assertDataFrameEqual(run_2.drop("run_id", "changed_at"), expected_changes)
 
 
-def test_incremental_run_with_nothing_new_writes_nothing_and_a_config_change_runs_in_full(spark, lake_env):
+def test_incremental_run_with_nothing_new_writes_nothing_and_config_changes_or_small_lakes_run_in_full(
+    spark, lake_env
+):
     write_silver(spark, lake_env, BEFORE)
-    resolve_identities(spark, lake_env, "run-1", incremental=True)
+    resolve_identities(spark, lake_env, "run-1", config=incremental_config(), incremental=True)
     before = identity_tables(spark, lake_env)
     versions = {
         name: spark.sql(f"DESCRIBE HISTORY delta.`{lake_env.paths.table('identity', name)}`").count()
         for name in IDENTITY_OUTPUTS
     }
 
-    again = resolve_identities(spark, lake_env, "run-2", incremental=True)
+    again = resolve_identities(spark, lake_env, "run-2", config=incremental_config(), incremental=True)
 
     assert (again.mode, again.mode_reason, again.changed_records, again.scope_records) == (
         "incremental",
@@ -121,10 +133,11 @@ def test_incremental_run_with_nothing_new_writes_nothing_and_a_config_change_run
     for name in TABLES:
         assertDataFrameEqual(after[name], before[name])
 
-    config = load_identity_config(lake_env.conf_dir)
-    looser = config.__class__(**{**config.__dict__, "weak_bridge_probability": 0.5})
-    rerun = resolve_identities(spark, lake_env, "run-3", config=looser, incremental=True)
+    # the shipped conf/identity.yaml differs (min_records): a full run; after it, a lake this
+    # small stays below min_records and runs in full
+    rerun = resolve_identities(spark, lake_env, "run-3", incremental=True)
     assert (rerun.mode, rerun.mode_reason, rerun.scope_records) == ("full", "config_changed", 31)
+    resolve_identities(spark, lake_env, "run-4", incremental=True)
     runs = spark.read.format("delta").load(lake_env.paths.table("identity", "resolve_runs"))
     assertDataFrameEqual(
         runs.select("run_id", "mode", "reason", "changed_records", "scope_records", "records"),
@@ -133,6 +146,7 @@ def test_incremental_run_with_nothing_new_writes_nothing_and_a_config_change_run
                 ("run-1", "full", "no_previous_run", 0, 31, 31),
                 ("run-2", "incremental", "incremental", 0, 0, 31),
                 ("run-3", "full", "config_changed", 0, 31, 31),
+                ("run-4", "full", "small_lake", 0, 31, 31),
             ],
             "run_id STRING, mode STRING, reason STRING, changed_records BIGINT, scope_records BIGINT, "
             "records BIGINT",

@@ -91,9 +91,13 @@ def test_scope_follows_customers_shared_values_pairs_and_must_links(spark):
 
 
 def test_incremental_settings_are_validated():
-    assert parse_identity_config({}).incremental == IncrementalSettings(0.5, 10)
-    parsed = parse_identity_config({"incremental": {"max_scope_fraction": 1, "max_rounds": 3}})
-    assert parsed.incremental == IncrementalSettings(1.0, 3)
+    assert parse_identity_config({}).incremental == IncrementalSettings(0.5, 10, 0)
+    parsed = parse_identity_config(
+        {"incremental": {"max_scope_fraction": 1, "max_rounds": 3, "min_records": 9}}
+    )
+    assert parsed.incremental == IncrementalSettings(1.0, 3, 9)
+    with pytest.raises(ConfigError, match="min_records must be a whole number"):
+        parse_identity_config({"incremental": {"min_records": -1}})
     with pytest.raises(ConfigError, match="max_scope_fraction must be a number from 0 to 1"):
         parse_identity_config({"incremental": {"max_scope_fraction": 2}})
     with pytest.raises(ConfigError, match="unknown key"):

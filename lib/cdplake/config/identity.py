@@ -53,10 +53,13 @@ class IncrementalSettings:
         max_scope_fraction: above this share of all records in scope, a full run is cheaper
             and is done instead.
         max_rounds: rounds of growing the scope before falling back to a full run.
+        min_records: lakes with fewer identity records than this run in full: below it the
+            fixed cost of the scope search and the MERGEs exceeds a full run's (BENCHMARKS.md).
     """
 
     max_scope_fraction: float = 0.5
     max_rounds: int = 10
+    min_records: int = 0
 
 
 # Every identifier type the extraction produces (cdplake.identity.extract), strongest first:
@@ -188,7 +191,12 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
     inc = raw.get("incremental") or {}
     if not isinstance(inc, dict):
         raise ConfigError(f"{where}: incremental must be a mapping")
-    _check_keys(inc, {"max_scope_fraction", "max_rounds"}, f"{where}: incremental")
+    _check_keys(inc, {"max_scope_fraction", "max_rounds", "min_records"}, f"{where}: incremental")
+    min_records = inc.get("min_records", 0)
+    if isinstance(min_records, bool) or not isinstance(min_records, int) or min_records < 0:
+        raise ConfigError(
+            f"{where}: incremental.min_records must be a whole number >= 0, got {min_records!r}"
+        )
     fraction = inc.get("max_scope_fraction", 0.5)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         raise ConfigError(
@@ -203,6 +211,7 @@ def parse_identity_config(raw: dict[str, Any], where: str = IDENTITY_FILE) -> Id
         incremental=IncrementalSettings(
             max_scope_fraction=float(fraction),
             max_rounds=_positive_int(inc.get("max_rounds", 10), f"{where}: incremental.max_rounds"),
+            min_records=min_records,
         ),
     )
 

@@ -105,7 +105,7 @@ class IdentityResult:
             without that table.
         mode: ``full`` or ``incremental``.
         mode_reason: why (``incremental``, ``not_requested``, ``no_previous_run``,
-            ``config_changed``, ``decisions_changed``, ``scored_pairs_replaced``,
+            ``config_changed``, ``decisions_changed``, ``small_lake``, ``scored_pairs_replaced``,
             ``scope_not_converged``, ``scope_too_large``).
         changed_records: records whose identifiers or scored pairs changed since the last
             run (incremental attempts only).
@@ -486,6 +486,9 @@ def _plan_scope(
         return ScopePlan(None, "config_changed")
     if last["decisions_version"] != state.decisions_version:
         return ScopePlan(None, "decisions_changed")
+    total = flagged.select("source", "record_key").distinct().count()
+    if total < config.incremental.min_records:
+        return ScopePlan(None, "small_lake")
     seeds = changed_records(flagged, _store.read(spark, env.paths.table(IDENTITY_LAYER, "identifiers")))
     if last["edges_version"] != state.edges_version:
         if last["edges_version"] < 0 or pairs is None:
@@ -513,7 +516,6 @@ def _plan_scope(
         )
     except ScopeNotConverged:
         return ScopePlan(None, "scope_not_converged", changed)
-    total = flagged.select("source", "record_key").distinct().count()
     if scope.count() > config.incremental.max_scope_fraction * total:
         return ScopePlan(None, "scope_too_large", changed)
     return ScopePlan(scope, "incremental", changed)
