@@ -371,10 +371,15 @@ def resolve_identities(
             _store.overwrite(frame.select("*", stamp), env.paths.table(IDENTITY_LAYER, name))
         links, scope_records = frames.probabilistic_links, None
     else:
-        changes, links, scope_records = _resolve_scope(
+        scope_records = plan.scope_records
+        changes, links = _resolve_scope(
             spark, env, config, flagged, plan.scope, previous, decisions, pairs, stamp, append_changes
         )
-    records = flagged.select("source", "record_key").distinct().count()
+    records = (
+        plan.records
+        if plan.records is not None
+        else flagged.select("source", "record_key").distinct().count()
+    )
     run_row = (
         run_id,
         "full" if plan.scope is None else "incremental",
@@ -449,6 +454,8 @@ class ScopePlan:
     scope: DataFrame | None
     reason: str
     changed: int = 0
+    records: int | None = None  # all records, when the plan counted them
+    scope_records: int = 0
 
 
 def _pinned_pairs(spark: SparkSession, env: EnvConfig) -> tuple[int, DataFrame | None, float | None]:
@@ -488,7 +495,7 @@ def _plan_scope(
         return ScopePlan(None, "decisions_changed")
     total = flagged.select("source", "record_key").distinct().count()
     if total < config.incremental.min_records:
-        return ScopePlan(None, "small_lake")
+        return ScopePlan(None, "small_lake", records=total)
     seeds = changed_records(flagged, _store.read(spark, env.paths.table(IDENTITY_LAYER, "identifiers")))
     if last["edges_version"] != state.edges_version:
         if last["edges_version"] < 0 or pairs is None:
@@ -515,10 +522,11 @@ def _plan_scope(
             max_rounds=config.incremental.max_rounds,
         )
     except ScopeNotConverged:
-        return ScopePlan(None, "scope_not_converged", changed)
-    if scope.count() > config.incremental.max_scope_fraction * total:
-        return ScopePlan(None, "scope_too_large", changed)
-    return ScopePlan(scope, "incremental", changed)
+        return ScopePlan(None, "scope_not_converged", changed, total)
+    in_scope = scope.count()
+    if in_scope > config.incremental.max_scope_fraction * total:
+        return ScopePlan(None, "scope_too_large", changed, total)
+    return ScopePlan(scope, "incremental", changed, total, in_scope)
 
 
 def _resolve_scope(
@@ -532,14 +540,14 @@ def _resolve_scope(
     pairs: DataFrame | None,
     stamp: Column,
     append_changes: Callable[[DataFrame | None, DataFrame], DataFrame],
-) -> tuple[DataFrame, DataFrame | None, int]:
+) -> tuple[DataFrame, DataFrame | None]:
     """Resolve the records of ``scope`` and MERGE them into the identity tables.
 
     Returns:
-        ``(changes, probabilistic links, records in scope)``.
+        ``(changes, probabilistic links)``.
     """
     if scope.isEmpty():
-        return spark.createDataFrame([], CHANGES_DDL), None, 0
+        return spark.createDataFrame([], CHANGES_DDL), None
     record = ["source", "record_key"]
     table = {name: env.paths.table(IDENTITY_LAYER, name) for name in IDENTITY_OUTPUTS}
     current = {name: _store.read(spark, path) for name, path in table.items()}
@@ -570,7 +578,7 @@ def _resolve_scope(
             old = current[name].join(scope, record, "left_semi")
         rows = new[name].select("*", stamp).localCheckpoint(eager=True)
         replace_rows(rows.select(*current[name].columns), old, table[name], _KEYS[name])
-    return changes, frames.probabilistic_links, scope.count()
+    return changes, frames.probabilistic_links
 
 
 def _link_counts(links: DataFrame | None) -> dict[str, int]:
