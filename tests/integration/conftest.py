@@ -117,14 +117,18 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
 class TwoWaveStream:
     """A lake the stream built in two availableNow cycles, one per landed wave.
 
-    ``gold_versions`` pins every gold table as cycle 2 left it: later tests may write to the
-    lake (a full ``build_gold``, consumers), so readers of the reference state use them.
+    Built by running the consumers notebook (``notebooks/02_consumers.py``) top to bottom:
+    it lands the waves, runs one cycle after each, then the outbox and the segment export.
+    ``notebook`` is its global namespace after the last cell. ``gold_versions`` pins every
+    gold table as cycle 2 left it: later tests may write to the lake (a full ``build_gold``,
+    a third cycle), so readers of the reference state use them.
     """
 
     env: EnvConfig
     files: dict[str, bytes]
     results: list
     gold_versions: dict[str, int]
+    notebook: dict
 
     def gold(self, spark, name: str):
         """A gold table as cycle 2 left it."""
@@ -137,25 +141,41 @@ class TwoWaveStream:
 
 @pytest.fixture(scope="session")
 def two_wave_stream(spark, tmp_path_factory: pytest.TempPathFactory) -> TwoWaveStream:
-    """Stream cycles over :data:`lake_conf.STREAM_DEMO` in two waves, without the GX suites.
+    """The consumers notebook over :data:`lake_conf.STREAM_DEMO`, with the stream tests' conf.
 
-    Shared by the stream-pipeline tests and, as the uninterrupted reference, by the crash
-    test: each cycle costs about a minute on 2 cores whatever the data size.
+    Shared by the notebook's own test, the stream-pipeline tests and, as the uninterrupted
+    reference, by the crash test: each cycle costs about a minute on 2 cores whatever the
+    data size, so the two cycles run once for all of them.
     """
-    from lake_conf import STREAM_AS_OF, STREAM_DEMO, STREAM_GOLD, land_wave, stream_test_conf
+    import runpy
+
+    from lake_conf import STREAM_AS_OF, STREAM_DEMO, STREAM_GOLD, WAVE_1_LAST_DAY, stream_test_conf
 
     from cdplake.io.delta import table_version
     from cdplake.landing import generate
-    from cdplake.streaming import run_stream_pipeline
 
     root = tmp_path_factory.mktemp("two-wave-stream") / "lake"
     # The GX suites are tested elsewhere; here they would only add time to every cycle.
     conf = stream_test_conf(root.parent)
-    env = load_env("local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
+    settings = {
+        "CDPLAKE_CONF_DIR": str(conf),
+        "CDPLAKE__SPARK__JARS_DIR": str(REPO / ".jars"),
+        "CDPLAKE__DEMO__SEED": str(STREAM_DEMO.seed),
+        "CDPLAKE_WIDGET_LAKE_ROOT": str(root),
+        "CDPLAKE_WIDGET_CUSTOMERS": str(STREAM_DEMO.customers),
+        "CDPLAKE_WIDGET_DAYS": str(STREAM_DEMO.days),
+        "CDPLAKE_WIDGET_AS_OF": STREAM_AS_OF.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in settings.items():
+            mp.setenv(name, value)
+        # The notebook's build_session joins the test run's session (getOrCreate).
+        namespace = runpy.run_path(str(REPO / "notebooks" / "02_consumers.py"), run_name="__main__")
+        env = load_env("local", conf_dir=conf, environ={**os.environ, "CDPLAKE__STORAGE__ROOT": str(root)})
     files = generate(STREAM_DEMO).files
-    results = []
-    for wave in (1, 2):
-        assert land_wave(root, files, wave) > 0
-        results += run_stream_pipeline(spark, env, trigger="availableNow", as_of=STREAM_AS_OF)
+    # The notebook landed exactly the files and waves the crash test lands (lake_conf.land_wave).
+    assert namespace["files"] == files
+    assert namespace["cut"] == WAVE_1_LAST_DAY
+    assert env.storage.root == str(root)
     versions = {name: table_version(spark, env.paths.table("gold", name)) for name in STREAM_GOLD}
-    return TwoWaveStream(env, files, results, versions)
+    return TwoWaveStream(env, files, list(namespace["cycles"]), versions, namespace)

@@ -2,7 +2,8 @@
 
 The ``spark_cluster`` fixture starts a master and one worker (2 cores) on 127.0.0.1. The
 driver of each submission is a separate process; the tests read what it wrote back through
-the run's shared session.
+the run's shared session. The main job runs there with its lake on the SeaweedFS S3 server
+(``s3_server``): the one full-pipeline run on object storage in the suite.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from cdplake.io.local_cluster import build_lib_zip, submit
 from cdplake.io.session import local_jars
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+JSON_SOURCES = ("events", "email", "orders")
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_JOB = textwrap.dedent(
@@ -60,6 +63,28 @@ def _core_jars(spark_env) -> list[str]:
     return local_jars(spark_env.spark.jars_dir, ("core",))
 
 
+def _key_prefix(env, s3a_path: str) -> str:
+    bucket_root = f"s3a://{env.s3.bucket}/"
+    assert s3a_path.startswith(bucket_root), s3a_path
+    return s3a_path[len(bucket_root) :].rstrip("/") + "/"
+
+
+def _objects(client, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def _landed_lines(client, bucket: str, prefix: str) -> int:
+    """Non-blank lines in every landed file under ``prefix`` (one JSON record each)."""
+    total = 0
+    for key in _objects(client, bucket, prefix):
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        total += sum(1 for line in body.splitlines() if line.strip())
+    return total
+
+
 def _completed_app_names(cluster) -> list[str]:
     return sorted(app["name"] for app in cluster.state().get("completedapps", []))
 
@@ -93,31 +118,68 @@ def test_submitted_job_runs_on_the_cluster_with_the_shipped_library(
     assert "cdplake-cluster-smoke" in _completed_app_names(spark_cluster)
 
 
-def test_run_pipeline_job_on_the_cluster_builds_gold(spark, local_env, spark_cluster, tmp_path):
-    lake = tmp_path / "lake"
+@pytest.mark.s3
+def test_run_pipeline_job_on_the_cluster_with_the_lake_on_s3(
+    s3_spark, s3_server, s3_env, local_env, spark_cluster, tmp_path
+):
+    """The production shape: the main job submitted to a cluster, every table on object storage.
+
+    Demo files are landed in the bucket with boto3 by the job's driver; bronze to gold are
+    Delta tables at ``s3a://`` paths written by the cluster's executor. The S3A jars are on the
+    nodes' classpath (as a cluster library would be); the Delta jars go with ``--jars``.
+    """
+    spark = s3_spark
+    client = s3_server.client()
     lib_zip = build_lib_zip(tmp_path)
+    s3_classpath = ":".join(local_jars(local_env.spark.jars_dir, ("s3",)))
 
     result = submit(
         spark_cluster.master_url,
         REPO / "jobs" / "run_pipeline.py",
-        ["--env", "local", "--conf-dir", str(REPO / "conf"), "--generate", "--customers", "30"],
+        ["--env", "s3", "--conf-dir", str(REPO / "conf"), "--generate", "--customers", "30"],
         py_files=[lib_zip],
         jars=_core_jars(local_env),
-        env=_submit_env(lake),
+        conf={"spark.driver.extraClassPath": s3_classpath, "spark.executor.extraClassPath": s3_classpath},
+        env={
+            "CDPLAKE__STORAGE__ROOT": s3_env.storage.root,
+            "CDPLAKE__S3__ENDPOINT": s3_env.s3.endpoint,
+            "CDPLAKE__S3__BUCKET": s3_env.s3.bucket,
+            "CDPLAKE__SPARK__MASTER": "null",
+            "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
+            "CDPLAKE__SPARK__JARS_DIR": str(REPO / ".jars"),
+        },
         log_path=tmp_path / "submit.log",
     )
     assert "customers resolved:" in result.stdout
     assert "cdplake-run-pipeline" in _completed_app_names(spark_cluster)
 
-    delta = lake / "delta"
-    profile = spark.read.format("delta").load(str(delta / "gold" / "customer_profile"))
-    record_customer = spark.read.format("delta").load(str(delta / "identity" / "record_customer"))
+    # Bronze keeps every line landed in the bucket, duplicates and bad records included.
+    for source in JSON_SOURCES:
+        landed = _landed_lines(client, s3_server.bucket, _key_prefix(s3_env, s3_env.paths.landing(source)))
+        assert landed > 0, f"nothing landed for {source}"
+        bronze = spark.read.format("delta").load(s3_env.paths.table("bronze", source))
+        assert bronze.count() == landed, source
+
+    profile = spark.read.format("delta").load(s3_env.paths.table("gold", "customer_profile"))
+    record_customer = spark.read.format("delta").load(s3_env.paths.table("identity", "record_customer"))
     assert profile.count() > 0
-    duplicated = profile.groupBy("customer_id").count().where("count > 1")
-    assert duplicated.collect() == []
-    # One profile per customer the identity layer resolved a record to, and no other.
-    assertDataFrameEqual(
-        profile.select("customer_id"),
-        record_customer.select("customer_id").distinct(),
-    )
+    assert profile.groupBy("customer_id").count().where("count > 1").collect() == []
     assert profile.where(F.col("customer_id").isNull()).count() == 0
+    # One profile per customer the identity layer resolved a record to, and no other.
+    assertDataFrameEqual(profile.select("customer_id"), record_customer.select("customer_id").distinct())
+
+    membership = spark.read.format("delta").load(s3_env.paths.table("gold", "segment_membership"))
+    assert {"segment_id", "customer_id", "entered_at", "is_member"} <= set(membership.columns)
+    assert membership.join(profile, "customer_id", "left_anti").collect() == []  # members are profiled
+
+    # The tables really are objects in the SeaweedFS bucket.
+    for layer, table in [("bronze", s) for s in JSON_SOURCES] + [
+        ("gold", "customer_profile"),
+        ("gold", "segment_membership"),
+    ]:
+        log = _objects(
+            client, s3_server.bucket, _key_prefix(s3_env, s3_env.paths.table(layer, table)) + "_delta_log/"
+        )
+        assert any(k.endswith("00000000000000000000.json") for k in log), (
+            f"{layer}/{table} has no Delta log on S3"
+        )

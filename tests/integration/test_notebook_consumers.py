@@ -1,8 +1,11 @@
-"""The consumers notebook runs top to bottom outside Databricks."""
+"""The consumers notebook runs top to bottom outside Databricks.
+
+It runs once per test session, as the ``two_wave_stream`` fixture (conftest.py), whose lake
+the stream-pipeline and crash tests also use.
+"""
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
@@ -11,13 +14,9 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_consumers.py"
 
 
 @pytest.mark.integration
-def test_consumers_notebook_runs_locally(spark, tmp_path, monkeypatch):
+def test_consumers_notebook_runs_locally(spark, two_wave_stream):
     assert NOTEBOOK.read_text().startswith("# Databricks notebook source\n")
-    monkeypatch.setenv("CDPLAKE_WIDGET_LAKE_ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("CDPLAKE_WIDGET_CUSTOMERS", "20")
-    monkeypatch.setenv("CDPLAKE_WIDGET_DAYS", "4")
-
-    namespace = runpy.run_path(str(NOTEBOOK), run_name="__main__")
+    namespace = two_wave_stream.notebook
 
     assert namespace["spark"] is spark
     # wave 1 rebuilt everyone, wave 2 only the customers it touched
