@@ -1,6 +1,6 @@
-"""Minimal Delta reads and writes for the identity layer.
+"""The identity layer's table reads and whole-table overwrites.
 
-Kept private and tiny so it can be swapped for ``cdplake.io.delta`` once that module exists.
+Appends with transaction ids and MERGEs go through :mod:`cdplake.io.delta`.
 """
 
 from __future__ import annotations
