@@ -6,6 +6,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.io.delta import (
+    AUTO_COMPACT,
     MergeMetrics,
     append,
     merge_into,
@@ -59,6 +60,27 @@ def test_append_skips_a_replayed_txn_version(spark, tmp_path):
     assert append(batch0, path, app_id="other", version=0) is True
 
     expected = spark.createDataFrame([("a", "x", 0), ("b", "y", 1), ("a", "x", 0)], SCHEMA)
+    assertDataFrameEqual(read_table(spark, path), expected)
+
+
+def test_a_bookkeeping_table_compacts_its_small_files(spark, tmp_path):
+    """A table created with AUTO_COMPACT has one file per append only until compaction kicks in."""
+    path = str(tmp_path / "t")
+    rows = [spark.createDataFrame([(f"k{i}", "x", i)], SCHEMA) for i in range(5)]
+    # Delta compacts once this many small files pile up (50 by default; 4 keeps the test short).
+    spark.conf.set("spark.databricks.delta.autoCompact.minNumFiles", "4")
+    try:
+        for i, row in enumerate(rows):
+            assert append(row, path, app_id="cycles", version=i, properties=AUTO_COMPACT) is True
+    finally:
+        spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    assert detail["properties"] == {"delta.autoOptimize.autoCompact": "true"}
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version", "operation").collect()
+    operations = [r["operation"] for r in sorted(history, key=lambda r: r["version"])]
+    assert operations.count("WRITE") == 5 and "OPTIMIZE" in operations, operations
+    assert detail["numFiles"] < 5
+    expected = spark.createDataFrame([(f"k{i}", "x", i) for i in range(5)], SCHEMA)
     assertDataFrameEqual(read_table(spark, path), expected)
 
 

@@ -45,7 +45,7 @@ from cdplake.identity.limits import (
     must_link_edges,
     refused_identifiers,
 )
-from cdplake.io.delta import append, replace_rows, table_version
+from cdplake.io.delta import AUTO_COMPACT, append, replace_rows, table_version
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -392,9 +392,10 @@ def resolve_identities(
         state.config_hash,
     )
     # A plain append: a run redone after a crash is a run of its own.
+    # Compacted as it grows: the stream adds a row per cycle (io.delta.AUTO_COMPACT).
     spark.createDataFrame([run_row], RUNS_DDL).withColumn("resolved_at", F.current_timestamp()).write.format(
         "delta"
-    ).mode("append").save(env.paths.table(IDENTITY_LAYER, RUNS_TABLE))
+    ).mode("append").options(**AUTO_COMPACT).save(env.paths.table(IDENTITY_LAYER, RUNS_TABLE))
 
     # Counts come from what was written, so they match the tables exactly.
     written = {name: _store.read(spark, env.paths.table(IDENTITY_LAYER, name)) for name in IDENTITY_OUTPUTS}

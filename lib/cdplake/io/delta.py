@@ -12,7 +12,7 @@ directly; existence checks go through Hadoop's ``FileSystem`` for the path's sch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -98,7 +98,21 @@ def table_version(spark: SparkSession, path: str) -> int:
     return int(row["version"]) if row else -1
 
 
-def append(df: DataFrame, path: str, *, app_id: str, version: int, merge_schema: bool = False) -> bool:
+# Table properties of the small bookkeeping tables that gain one row per run or stream cycle
+# (a 10-second stream: thousands a day). Delta compacts their small files after a commit once
+# enough have piled up (50 by default), so reading the newest row stays cheap.
+AUTO_COMPACT = {"delta.autoOptimize.autoCompact": "true"}
+
+
+def append(
+    df: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    version: int,
+    merge_schema: bool = False,
+    properties: Mapping[str, str] | None = None,
+) -> bool:
     """Append ``df`` to the Delta table at ``path`` at most once per ``(app_id, version)``.
 
     Delta records the highest ``txnVersion`` committed for each ``txnAppId`` in the table's
@@ -112,20 +126,24 @@ def append(df: DataFrame, path: str, *, app_id: str, version: int, merge_schema:
             checkpoint restarts batch ids at 0, so it then needs a new ``app_id``.
         version: monotonically increasing number of this write, e.g. the micro-batch id.
         merge_schema: add columns of ``df`` the table lacks (additive schema evolution).
+        properties: ``delta.*`` table properties set when this write creates the table
+            (e.g. :data:`AUTO_COMPACT`).
 
     Returns:
         True when a new commit was written, False when Delta skipped a replayed version.
     """
     spark = df.sparkSession
     before = table_version(spark, path)
-    (
+    writer = (
         df.write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", int(version))
         .option("mergeSchema", str(merge_schema).lower())
-        .save(path)
     )
+    if properties and before < 0:
+        writer = writer.options(**properties)
+    writer.save(path)
     return table_version(spark, path) > before
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cdplake.io.delta import append, read_table, table_exists
+from cdplake.io.delta import AUTO_COMPACT, append, read_table, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -118,4 +118,6 @@ def commit_progress(spark: SparkSession, env: EnvConfig, progress: CycleProgress
         ],
         PROGRESS_DDL.rsplit(",", 1)[0],
     ).withColumn("committed_at", F.current_timestamp())
-    return append(row, progress_path(env), app_id=PROGRESS_APP_ID, version=progress.cycle_id)
+    return append(
+        row, progress_path(env), app_id=PROGRESS_APP_ID, version=progress.cycle_id, properties=AUTO_COMPACT
+    )
