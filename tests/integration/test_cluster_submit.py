@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from s3_objects import keys_under, object_key
 
 from cdplake.io.local_cluster import build_lib_zip, submit
 from cdplake.io.session import local_jars
@@ -49,7 +50,7 @@ SMOKE_JOB = textwrap.dedent(
 )
 
 
-def _submit_env(lake: Path) -> dict[str, str]:
+def _submit_env(lake: Path | str) -> dict[str, str]:
     # master: null lets spark-submit's --master win; conf/env/local.yaml says local[2].
     # Two shuffle partitions: one task per worker core (conf/env/local.yaml has 4).
     return {
@@ -63,23 +64,10 @@ def _core_jars(spark_env) -> list[str]:
     return local_jars(spark_env.spark.jars_dir, ("core",))
 
 
-def _key_prefix(env, s3a_path: str) -> str:
-    bucket_root = f"s3a://{env.s3.bucket}/"
-    assert s3a_path.startswith(bucket_root), s3a_path
-    return s3a_path[len(bucket_root) :].rstrip("/") + "/"
-
-
-def _objects(client, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    return keys
-
-
 def _landed_lines(client, bucket: str, prefix: str) -> int:
     """Non-blank lines in every landed file under ``prefix`` (one JSON record each)."""
     total = 0
-    for key in _objects(client, bucket, prefix):
+    for key in keys_under(client, bucket, prefix):
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
         total += sum(1 for line in body.splitlines() if line.strip())
     return total
@@ -141,11 +129,9 @@ def test_run_pipeline_job_on_the_cluster_with_the_lake_on_s3(
         jars=_core_jars(local_env),
         conf={"spark.driver.extraClassPath": s3_classpath, "spark.executor.extraClassPath": s3_classpath},
         env={
-            "CDPLAKE__STORAGE__ROOT": s3_env.storage.root,
+            **_submit_env(s3_env.storage.root),
             "CDPLAKE__S3__ENDPOINT": s3_env.s3.endpoint,
             "CDPLAKE__S3__BUCKET": s3_env.s3.bucket,
-            "CDPLAKE__SPARK__MASTER": "null",
-            "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
             "CDPLAKE__SPARK__JARS_DIR": str(REPO / ".jars"),
         },
         log_path=tmp_path / "submit.log",
@@ -155,7 +141,9 @@ def test_run_pipeline_job_on_the_cluster_with_the_lake_on_s3(
 
     # Bronze keeps every line landed in the bucket, duplicates and bad records included.
     for source in JSON_SOURCES:
-        landed = _landed_lines(client, s3_server.bucket, _key_prefix(s3_env, s3_env.paths.landing(source)))
+        landed = _landed_lines(
+            client, s3_server.bucket, object_key(s3_env, s3_env.paths.landing(source)) + "/"
+        )
         assert landed > 0, f"nothing landed for {source}"
         bronze = spark.read.format("delta").load(s3_env.paths.table("bronze", source))
         assert bronze.count() == landed, source
@@ -177,8 +165,8 @@ def test_run_pipeline_job_on_the_cluster_with_the_lake_on_s3(
         ("gold", "customer_profile"),
         ("gold", "segment_membership"),
     ]:
-        log = _objects(
-            client, s3_server.bucket, _key_prefix(s3_env, s3_env.paths.table(layer, table)) + "_delta_log/"
+        log = keys_under(
+            client, s3_server.bucket, object_key(s3_env, s3_env.paths.table(layer, table)) + "/_delta_log/"
         )
         assert any(k.endswith("00000000000000000000.json") for k in log), (
             f"{layer}/{table} has no Delta log on S3"

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
+from s3_objects import keys_under, object_key
 
 from cdplake.config import EnvConfig
 
@@ -19,34 +20,20 @@ STREAM_TIMEOUT_S = 180
 EVENT_DDL = "messageId STRING, type STRING, event STRING, userId STRING, revenue DOUBLE"
 
 
-def _key(env: EnvConfig, s3a_path: str) -> str:
-    """The object key of an ``s3a://bucket/key`` path of this lake."""
-    bucket_root = f"s3a://{env.s3.bucket}/"
-    assert s3a_path.startswith(bucket_root), s3a_path
-    return s3a_path[len(bucket_root) :]
-
-
-def _keys_under(client, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    return sorted(keys)
-
-
 def _land_jsonl(client, env: EnvConfig, name: str, records: list[dict]) -> None:
-    key = _key(env, f"{env.paths.landing('events')}/2026-11-01/{name}")
+    key = object_key(env, f"{env.paths.landing('events')}/2026-11-01/{name}")
     body = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
     client.put_object(Bucket=env.s3.bucket, Key=key, Body=body)
 
 
 def test_boto3_put_list_get_round_trip(s3_server, s3_env):
     client = s3_server.client()
-    base = _key(s3_env, s3_env.paths.landing("crm"))
+    base = object_key(s3_env, s3_env.paths.landing("crm"))
 
     client.put_object(Bucket=s3_server.bucket, Key=f"{base}/2026-11-01/a.csv", Body=b"contact_id\nc1\n")
     client.put_object(Bucket=s3_server.bucket, Key=f"{base}/2026-11-02/b.csv", Body=b"contact_id\nc2\n")
 
-    assert _keys_under(client, s3_server.bucket, base + "/") == [
+    assert keys_under(client, s3_server.bucket, base + "/") == [
         f"{base}/2026-11-01/a.csv",
         f"{base}/2026-11-02/b.csv",
     ]
@@ -84,7 +71,7 @@ def test_delta_write_append_read_history_on_s3a(s3_spark, s3_server, s3_env):
         spark.createDataFrame([(0, "WRITE"), (1, "WRITE")], "version LONG, operation STRING"),
     )
     # The commits really are objects in the SeaweedFS bucket, not a local fallback.
-    log_keys = _keys_under(s3_server.client(), s3_server.bucket, _key(s3_env, path) + "/_delta_log/")
+    log_keys = keys_under(s3_server.client(), s3_server.bucket, object_key(s3_env, path) + "/_delta_log/")
     commits = [k.rsplit("/", 1)[1] for k in log_keys if k.endswith(".json")]
     assert commits == ["00000000000000000000.json", "00000000000000000001.json"]
 
@@ -154,4 +141,4 @@ def test_streaming_available_now_from_s3a_landing_to_delta(s3_spark, s3_server, 
     )
     versions = sorted(r.version for r in spark.sql(f"DESCRIBE HISTORY delta.`{target}`").collect())
     assert versions == [0, 1]
-    assert _keys_under(client, s3_server.bucket, _key(s3_env, checkpoint) + "/offsets/") != []
+    assert keys_under(client, s3_server.bucket, object_key(s3_env, checkpoint) + "/offsets/") != []
