@@ -8,6 +8,8 @@ PYBIN := $(VENV)/bin/python
 ENV ?= local
 # Extra arguments for the pipeline job, e.g. `make run ARGS="--customers 2000"`.
 ARGS ?=
+# pytest-xdist workers for `make test` (each its own SparkSession); 0 runs in this process.
+TEST_WORKERS ?= 2
 
 export JARS_DIR := $(CURDIR)/.jars
 # Development credentials of the local SeaweedFS server only (make s3-up, the S3 tests).
@@ -60,7 +62,7 @@ cluster-down: venv ## Stop the Spark cluster started by cluster-up
 	$(PYBIN) -m cdplake.io.local_cluster stop --dir .spark-cluster
 
 test: install jars-s3 ## Run the whole test suite (unit + integration, S3 and cluster included)
-	$(PYBIN) -m pytest tests
+	$(PYBIN) -m pytest -n $(TEST_WORKERS) tests
 
 test-unit: install ## Run only the fast unit tests
 	$(PYBIN) -m pytest tests/unit

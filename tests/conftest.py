@@ -17,6 +17,64 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+# Parallel runs: `make test` runs two pytest-xdist workers, each with its own SparkSession (one
+# Spark driver leaves part of the 2 cores idle: plan analysis and job scheduling are single
+# threaded). A worker takes whole modules, so a module-scoped fixture is built once; the
+# modules that share a costly session-scoped fixture are one unit, so it is built once too.
+# (pytest-xdist's `loadgroup` cannot do this on pytest 9: it renames node ids through an
+# attribute pytest 9 no longer reads.)
+_SHARED_FIXTURE_GROUPS = {
+    "two_wave_stream": "stream",
+    "s3_server": "s3-cluster",
+    "spark_cluster": "s3-cluster",
+}
+_MODULE_GROUPS = {
+    "tests/integration/test_notebook_consumers.py": "stream",
+    "tests/integration/test_stream_crash.py": "stream",
+    "tests/integration/test_stream_pipeline.py": "stream",
+    "tests/integration/test_s3_storage.py": "s3-cluster",
+    "tests/integration/test_cluster_submit.py": "s3-cluster",
+}
+_GROUP_ORDER = ("stream", "s3-cluster")  # the slowest units, queued first
+
+
+def _unit_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return _MODULE_GROUPS.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Schedule by :func:`_unit_of`, in collection order (see pytest_collection_modifyitems)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return ModuleGroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Check every user of a shared session fixture is in its unit; queue the slow units first."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        for fixture, group in _SHARED_FIXTURE_GROUPS.items():
+            if fixture in item.fixturenames and _MODULE_GROUPS.get(module) != group:
+                raise pytest.UsageError(
+                    f"{module} uses the session fixture {fixture}: add it to _MODULE_GROUPS as {group!r}"
+                    " in tests/conftest.py, or a parallel run builds the fixture twice"
+                )
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        unit = _unit_of(item.nodeid)
+        tier = _GROUP_ORDER.index(unit) if unit in _GROUP_ORDER else len(_GROUP_ORDER)
+        return tier, 0 if "/integration/" in item.nodeid else 1
+
+    items.sort(key=rank)  # stable: a module keeps its own test order
+
+
 @pytest.fixture(scope="session")
 def local_env(tmp_path_factory: pytest.TempPathFactory) -> EnvConfig:
     """The `local` environment with its lake under a session temp folder."""
