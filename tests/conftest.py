@@ -16,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 # phonenumbers, also when pytest is started without the Makefile's PYSPARK_PYTHON export.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+# A pytest-xdist worker runs under execnet, whose __main__ has neither __spec__ nor __file__:
+# pyspark.sql.connect (imported by great_expectations) takes that for a doctest run and calls
+# sys.exit(0) when the Spark Connect extras are absent. Give the worker's __main__ a file name.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 
 # Parallel runs: `make test` runs two pytest-xdist workers, each with its own SparkSession (one
 # Spark driver leaves part of the 2 cores idle: plan analysis and job scheduling are single
