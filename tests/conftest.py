@@ -45,8 +45,12 @@ _MODULE_GROUPS = {
 _GROUP_ORDER = ("stream", "s3-cluster")  # the slowest units, queued first
 
 
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def _unit_of(nodeid: str) -> str:
-    module = nodeid.split("::", 1)[0]
+    module = _module_of(nodeid)
     return _MODULE_GROUPS.get(module, module)
 
 
@@ -66,7 +70,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check every user of a shared session fixture is in its unit; queue the slow units first."""
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
+        module = _module_of(item.nodeid)
         for fixture, group in _SHARED_FIXTURE_GROUPS.items():
             if fixture in item.fixturenames and _MODULE_GROUPS.get(module) != group:
                 raise pytest.UsageError(
