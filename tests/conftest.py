@@ -24,6 +24,23 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<pytest-xdist worker>"
 
 
+# JVM flags for every JVM the test run starts (the session driver, job subprocesses,
+# spark-submit, the standalone cluster's daemons and executors): they inherit JAVA_TOOL_OPTIONS.
+# The tests push small data through many short Spark jobs, so a JVM spends much of its CPU
+# compiling code it runs a few times: C2 compiler threads took 41 % of the JVM CPU of a
+# two-wave stream run. C1 only (with a code cache big enough not to be swept) and the serial
+# collector cut that run's JVM CPU from 410 s to 281 s; the whole suite ran about a minute
+# faster (BENCHMARKS.md, "Test suite"). CDPLAKE_TEST_JVM_OPTIONS replaces the flags; set it
+# empty to run with the JVM defaults.
+TEST_JVM_OPTIONS = os.environ.get(
+    "CDPLAKE_TEST_JVM_OPTIONS",
+    "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",
+)
+if TEST_JVM_OPTIONS and TEST_JVM_OPTIONS not in os.environ.get("JAVA_TOOL_OPTIONS", ""):
+    os.environ["JAVA_TOOL_OPTIONS"] = " ".join(
+        filter(None, [os.environ.get("JAVA_TOOL_OPTIONS", ""), TEST_JVM_OPTIONS])
+    )
+
 # Parallel runs: `make test` runs two pytest-xdist workers, each with its own SparkSession (one
 # Spark driver leaves part of the 2 cores idle: plan analysis and job scheduling are single
 # threaded). A worker takes whole modules, so a module-scoped fixture is built once; the
