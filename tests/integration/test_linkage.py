@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.config import parse_linkage_config
@@ -22,6 +23,8 @@ from cdplake.identity.probabilistic import (
     RECORD_COLUMNS,
     CandidatePairBudgetExceeded,
     LinkageModel,
+    clusters,
+    guard_cluster_size,
     load_model,
     person_records,
     save_model,
@@ -118,6 +121,34 @@ def test_scoring_with_a_saved_model_gives_the_hand_derived_pairs(spark):
     assert scored.candidate_pairs == 4
     assert tuple(scored.edges.columns) == EDGE_COLUMNS
     assertDataFrameEqual(scored.edges, spark.createDataFrame(edge_rows("run_1"), EDGE_DDL), rtol=1e-6)
+
+
+def test_over_merge_guard_reclusters_only_the_too_large_clusters(spark):
+    # At 0.1 the three Annas are one cluster (a1-a2 p 0.936, a3 joined by two 0.155 pairs)
+    # and b1-b2 (p 0.154) another. With at most 2 records per cluster only the Annas are
+    # clustered again: at 0.5 they split into a1-a2 and a3 ("1:" = the first stricter cut).
+    scored = score(spark, records(spark, PEOPLE), hand_model(), CFG, "run_g")
+    got = clusters(scored, 0.1, max_cluster_size=2, split_thresholds=(0.5,))
+    want = [
+        ("a1", "1:people:a1"),
+        ("a2", "1:people:a1"),
+        ("a3", "1:people:a3"),
+        ("b1", "people:b1"),
+        ("b2", "people:b1"),
+        ("c1", "people:c1"),
+    ]
+    expected = spark.createDataFrame(
+        [("people", k, c) for k, c in want], "source STRING, record_key STRING, cluster_id STRING"
+    )
+    assertDataFrameEqual(got, expected)
+    # the same as clustering every record at every threshold, as the guard is defined
+    every = [
+        scored.linker.clustering.cluster_pairwise_predictions_at_threshold(scored.predictions, t)
+        .as_spark_dataframe()
+        .select("source", "record_key", F.col("cluster_id").cast("string"))
+        for t in (0.1, 0.5)
+    ]
+    assertDataFrameEqual(guard_cluster_size(every, 2), expected)
 
 
 def test_cost_guard_refuses_before_scoring_and_names_the_rules(spark):

@@ -182,3 +182,25 @@ def test_cluster_size_guard_picks_the_loosest_cut_that_fits(spark):
     )
     # large enough: the clustering at the link threshold, untouched
     assertDataFrameEqual(guard_cluster_size([loose, strict, strictest], 5), loose)
+
+
+def test_a_too_large_cluster_is_split_at_the_first_stricter_threshold_where_it_fits():
+    import pandas as pd
+
+    from cdplake.identity.probabilistic import _split_one_cluster
+
+    # one cluster at the link threshold: a1-a2-a3 joined to b1-b2 by a weak link (0.95)
+    nodes = [(n, None, None) for n in ("a1", "a2", "a3", "b1", "b2")]
+    pairs = [("a1", "a2", 0.995), ("a2", "a3", 0.9995), ("a3", "b1", 0.95), ("b2", "b1", 0.9999)]
+    group = pd.DataFrame(nodes + pairs, columns=["_l", "_r", "_p"]).assign(_group="g")
+
+    def split(max_size):
+        out = _split_one_cluster(group, max_size, (0.99, 0.999))
+        return dict(zip(out["unique_id"], out["cluster_id"], strict=True))
+
+    # at 0.99 the weak link breaks: 3 + 2 fit; ids are the level and the smallest member
+    assert split(3) == {"a1": "1:a1", "a2": "1:a1", "a3": "1:a1", "b1": "1:b1", "b2": "1:b1"}
+    # nothing fits a size of 1: every record takes the strictest threshold's cluster
+    assert split(1) == {"a1": "2:a1", "a2": "2:a2", "a3": "2:a2", "b1": "2:b1", "b2": "2:b1"}
+    # mixed: b1-b2 fits at 0.99, the Annas only at 0.999
+    assert split(2) == {"a1": "2:a1", "a2": "2:a2", "a3": "2:a2", "b1": "1:b1", "b2": "1:b1"}

@@ -82,6 +82,9 @@ class TrainingSettings:
         deterministic_recall: share of true matches those rules are believed to find.
         u_max_pairs: random pairs sampled to estimate u probabilities.
         u_seed: seed of that sample (fixed so retraining on the same data is repeatable).
+        u_num_chunks: Splink scores the sample in this many chunks per comparison and stops
+            early once every level was seen often enough; each chunk is a Spark job, so on
+            a small cluster one chunk (no early stop) is the fastest.
         em_rules: one EM session per rule estimates m probabilities.
         em_convergence: stop EM when no parameter moves more than this.
         em_max_iterations: EM iterations per session at most.
@@ -94,6 +97,7 @@ class TrainingSettings:
     em_rules: tuple[BlockingRule, ...]
     em_convergence: float = 0.001
     em_max_iterations: int = 25
+    u_num_chunks: int = 1
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ def _training(raw: Any, where: str) -> TrainingSettings:
             "deterministic_recall",
             "u_max_pairs",
             "u_seed",
+            "u_num_chunks",
             "em_rules",
             "em_convergence",
             "em_max_iterations",
@@ -284,6 +289,7 @@ def _training(raw: Any, where: str) -> TrainingSettings:
         ),
         u_max_pairs=_positive_int(tr.get("u_max_pairs", 1_000_000), f"{where}.u_max_pairs"),
         u_seed=int(tr.get("u_seed", 42)),
+        u_num_chunks=_positive_int(tr.get("u_num_chunks", 1), f"{where}.u_num_chunks"),
         em_rules=_rules(tr.get("em_rules"), f"{where}.em_rules"),
         em_convergence=_number(tr.get("em_convergence", 0.001), f"{where}.em_convergence", 1e-9, 1.0),
         em_max_iterations=_positive_int(tr.get("em_max_iterations", 25), f"{where}.em_max_iterations"),

@@ -28,6 +28,7 @@ from cdplake.config.linkage import LinkageConfig
 from cdplake.identity.linkage_settings import UNIQUE_ID, splink_blocking_rule, splink_settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
     from cdplake.config import EnvConfig, LakePaths
@@ -291,7 +292,9 @@ def train_model(
     linker.training.estimate_probability_two_random_records_match(
         list(tr.deterministic_rules), recall=tr.deterministic_recall
     )
-    linker.training.estimate_u_using_random_sampling(max_pairs=tr.u_max_pairs, seed=tr.u_seed)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=tr.u_max_pairs, seed=tr.u_seed, num_chunks=tr.u_num_chunks
+    )
     for rule in tr.em_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule.sql if rule.sql else block_on(*rule.on)
@@ -371,12 +374,14 @@ class ScoredPairs:
         candidate_pairs: the cost guard's count.
         predictions: Splink's prediction table (for clustering), as a SplinkDataFrame.
         linker: the Splink linker that scored them.
+        db_api: the Splink Spark backend the linker runs on.
     """
 
     edges: DataFrame
     candidate_pairs: int
     predictions: Any
     linker: Any
+    db_api: Any
 
 
 def score(
@@ -417,7 +422,9 @@ def score(
         F.lit(model.version).alias("model_version"),
         F.lit(run_id).alias("run_id"),
     )
-    return ScoredPairs(edges=edges, candidate_pairs=total, predictions=predictions, linker=linker)
+    return ScoredPairs(
+        edges=edges, candidate_pairs=total, predictions=predictions, linker=linker, db_api=db_api
+    )
 
 
 def score_incremental(
@@ -490,24 +497,113 @@ def clusters(
     """Connected components of the pairs at or above ``threshold``: every record, one cluster.
 
     With ``max_cluster_size`` (the over-merge guard), a cluster with more records is split
-    by clustering again at each stricter threshold of ``split_thresholds`` in turn (see
-    :func:`guard_cluster_size`).
+    by clustering it again at each stricter threshold of ``split_thresholds`` in turn: each
+    record takes the loosest of those clusterings where its cluster fits, or the strictest
+    (the rule of :func:`guard_cluster_size`). Only too-large clusters are clustered again, one
+    pandas function per cluster on the executors (:func:`split_too_large`): a stricter
+    cluster lies inside a looser one, so that equals clustering every record at every
+    threshold, without a Spark connected-components run per threshold.
 
     Returns:
         ``source, record_key, cluster_id`` (a singleton record is its own cluster).
     """
-    levels = [threshold, *split_thresholds] if max_cluster_size else [threshold]
-    cuts = []
-    for t in levels:
-        out = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
-            scored.predictions, threshold_match_probability=t
+    first = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
+        scored.predictions, threshold_match_probability=threshold
+    )
+    cut = first.as_spark_dataframe().select(
+        UNIQUE_ID, "source", "record_key", F.col("cluster_id").cast("string")
+    )
+    if not max_cluster_size or not split_thresholds:
+        return cut.drop(UNIQUE_ID)
+    pairs = scored.predictions.as_spark_dataframe().select(
+        f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", F.col("match_probability").cast("double")
+    )
+    return split_too_large(cut, pairs, max_cluster_size, split_thresholds)
+
+
+def split_too_large(
+    cut: DataFrame, pairs: DataFrame, max_cluster_size: int, split_thresholds: tuple[float, ...]
+) -> DataFrame:
+    """The over-merge guard on a clustering ``cut`` (``unique_id, source, record_key, cluster_id``).
+
+    Args:
+        cut: every record's cluster at the loosest threshold.
+        pairs: ``unique_id_l, unique_id_r, match_probability``, the scored pairs.
+        max_cluster_size: clusters with more records are split.
+        split_thresholds: stricter thresholds, loosest first.
+
+    Returns:
+        ``source, record_key, cluster_id``: a record of a cluster that fits keeps it; the
+        others get ``<i>:<smallest unique_id of their cluster>`` at the first stricter
+        threshold ``i`` (1-based) where it has at most ``max_cluster_size`` records, or at
+        the strictest.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    sized = cut.withColumn("_size", F.count("*").over(Window.partitionBy("cluster_id")))
+    big = sized.where(F.col("_size") > max_cluster_size)
+    nodes = big.select(F.col("cluster_id").alias("_group"), F.col(UNIQUE_ID).alias("_l"))
+    # Every pair at a stricter threshold lies inside one cluster of the cut: its left end
+    # names the group. Nodes ride along as rows without a right end (they may have no pair).
+    inside = pairs.where(F.col("match_probability") >= min(split_thresholds)).join(
+        nodes.withColumnRenamed("_l", f"{UNIQUE_ID}_l"), f"{UNIQUE_ID}_l"
+    )
+    rows = nodes.select(
+        "_group", "_l", F.lit(None).cast("string").alias("_r"), F.lit(None).cast("double").alias("_p")
+    ).unionByName(
+        inside.select(
+            "_group",
+            F.col(f"{UNIQUE_ID}_l").alias("_l"),
+            F.col(f"{UNIQUE_ID}_r").alias("_r"),
+            F.col("match_probability").alias("_p"),
         )
-        cuts.append(
-            out.as_spark_dataframe().select("source", "record_key", F.col("cluster_id").cast("string"))
+    )
+    schema = StructType([StructField(UNIQUE_ID, StringType()), StructField("cluster_id", StringType())])
+    thresholds = tuple(split_thresholds)
+
+    def split(group: pd.DataFrame) -> pd.DataFrame:
+        return _split_one_cluster(group, max_cluster_size, thresholds)
+
+    resplit = rows.groupBy("_group").applyInPandas(split, schema=schema)
+    kept = sized.where(F.col("_size") <= max_cluster_size).select("source", "record_key", "cluster_id")
+    return kept.unionByName(
+        resplit.join(big.select(UNIQUE_ID, "source", "record_key"), UNIQUE_ID).select(
+            "source", "record_key", "cluster_id"
         )
-    if len(cuts) == 1:
-        return cuts[0]
-    return guard_cluster_size(cuts, max_cluster_size)
+    )
+
+
+def _split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[float, ...]) -> pd.DataFrame:
+    """One too-large cluster: each node's cluster at the first threshold where it fits."""
+    import pandas as pd
+
+    nodes = sorted(set(group["_l"]))
+    pairs = group[group["_r"].notna()]
+    chosen: dict[str, str] = {}
+    for level, t in enumerate(thresholds, start=1):
+        parent = {n: n for n in nodes}
+
+        def root(n: str, parent: dict[str, str] = parent) -> str:
+            while parent[n] != n:
+                parent[n] = parent[parent[n]]
+                n = parent[n]
+            return n
+
+        for a, b in zip(pairs.loc[pairs["_p"] >= t, "_l"], pairs.loc[pairs["_p"] >= t, "_r"], strict=True):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest id: Splink's cluster id
+        members: dict[str, list[str]] = {}
+        for n in nodes:
+            if n not in chosen:
+                members.setdefault(root(n), []).append(n)
+        last = level == len(thresholds)
+        for head, part in members.items():
+            if len(part) <= max_size or last:
+                for n in part:
+                    chosen[n] = f"{level}:{head}"
+    return pd.DataFrame({UNIQUE_ID: list(chosen), "cluster_id": list(chosen.values())})
 
 
 def guard_cluster_size(cuts: list[DataFrame], max_cluster_size: int) -> DataFrame:
