@@ -90,3 +90,24 @@ def test_bad_config_is_a_clear_error(override, message):
 def test_unknown_environment_is_a_clear_error():
     with pytest.raises(ConfigError, match="not found"):
         load_env("nope", conf_dir=CONF, environ={})
+
+
+def test_the_intended_global_window_warning_is_quieted_on_the_driver(spark):
+    from cdplake.io.session import QUIETED_LOGGERS, _quiet_expected_warnings
+
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+
+    def level(name: str) -> str:
+        return str(log4j.LogManager.getLogger(name).getLevel().toString())
+
+    window_exec = "org.apache.spark.sql.execution.window.WindowExec"
+    assert window_exec.startswith(QUIETED_LOGGERS)
+    before = level(window_exec)
+    try:
+        # the test session logs at ERROR already: start from the WARN that jobs run with
+        log4j.core.config.Configurator.setLevel(QUIETED_LOGGERS[0], log4j.Level.WARN)
+        assert level(window_exec) == "WARN"
+        _quiet_expected_warnings(spark)
+        assert level(window_exec) == "ERROR"
+    finally:
+        log4j.core.config.Configurator.setLevel(QUIETED_LOGGERS[0], log4j.Level.valueOf(before))

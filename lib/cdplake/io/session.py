@@ -139,4 +139,21 @@ def build_session(cfg: EnvConfig, app_name: str | None = None) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_expected_warnings(spark)
     return spark
+
+
+# Loggers whose warnings cdplake triggers on purpose: RFM quintile scores rank every buyer
+# against every other in one window without a partition (features/rfm.py), and Spark warns
+# "No Partition Defined for Window operation" each time such a plan runs.
+QUIETED_LOGGERS = ("org.apache.spark.sql.execution.window",)
+
+
+def _quiet_expected_warnings(spark: SparkSession) -> None:
+    """Raise :data:`QUIETED_LOGGERS` to ERROR in the driver's log4j (a no-op without a JVM handle)."""
+    jvm = getattr(spark.sparkContext, "_jvm", None)
+    if jvm is None:
+        return
+    log4j = jvm.org.apache.logging.log4j
+    for name in QUIETED_LOGGERS:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.ERROR)
