@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdplake.config import load_env, load_linkage_config
+from cdplake.config.linkage import TRAINING_ENGINES
 from cdplake.identity.probabilistic import (
     clusters,
     new_model_version,
@@ -60,13 +61,15 @@ class Outcome:
     cluster: tuple[float, float, float]
 
 
-def build_lake(spark: SparkSession, customers: int, days: int, seed: int):
+def build_lake(spark: SparkSession, customers: int, days: int, seed: int, reuse: bool = False):
     from cdplake.bronze import ingest_all
     from cdplake.landing import generate, write_landing
     from cdplake.silver import build_silver
 
-    root = REPO / ".bench" / f"linkage_{customers}"
-    shutil.rmtree(root, ignore_errors=True)
+    root = REPO / ".bench" / f"linkage_{customers}_{days}d_seed{seed}"
+    built = root / "ready"
+    if not (reuse and built.exists()):
+        shutil.rmtree(root, ignore_errors=True)
     env = load_env(
         "local",
         conf_dir=REPO / "conf",
@@ -78,9 +81,11 @@ def build_lake(spark: SparkSession, customers: int, days: int, seed: int):
             "CDPLAKE__DEMO__SEED": str(seed),
         },
     )
-    write_landing(env, generate(env.demo))
-    ingest_all(spark, env, "bench_linkage")
-    build_silver(spark, env, "bench_linkage")
+    if not (reuse and built.exists()):
+        write_landing(env, generate(env.demo))
+        ingest_all(spark, env, "bench_linkage")
+        build_silver(spark, env, "bench_linkage")
+        built.write_text("silver built\n")
     return env
 
 
@@ -149,7 +154,7 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
         uid("l"), uid("r")
     )
     out = Outcome(
-        "cdplake (conf/linkage.yaml)",
+        f"cdplake (conf/linkage.yaml, trained on {cfg.training.engine})",
         trained - started,
         done - trained,
         scored.candidate_pairs,
@@ -273,13 +278,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--incremental", action="store_true", help="also time a 1%% batch vs the full run")
     parser.add_argument("--no-baseline", action="store_true", help="skip Splink-as-documented")
+    parser.add_argument(
+        "--train-engines",
+        nargs="+",
+        choices=TRAINING_ENGINES,
+        help="run cdplake once per training engine (default: the one conf/linkage.yaml names)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the lakes under .bench/")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse a lake kept by --keep with the same scale and seed (implies --keep)",
+    )
     args = parser.parse_args()
     cfg = load_linkage_config(REPO / "conf")
     spark = build_session(load_env("local", conf_dir=REPO / "conf"), app_name="cdplake-bench-linkage")
     for customers in args.customers:
         t0 = time.monotonic()
-        env = build_lake(spark, customers, args.days, args.seed)
+        env = build_lake(spark, customers, args.days, args.seed, reuse=args.reuse)
         records = silver_person_records(spark, env).cache()
         truth = truth_frame(spark, env).join(records.select("unique_id"), "unique_id").cache()
         n = records.count()
@@ -295,13 +311,15 @@ def main() -> None:
             "| engine | candidate pairs | pairwise P / R / F1 | cluster P / R / F1 | train s | score+cluster s |"
         )
         print("|---|---:|---|---|---:|---:|")
-        ours, edges, model = run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir)
-        print(row(ours))
+        for engine in args.train_engines or [cfg.training.engine]:
+            run_cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, engine=engine))
+            ours, edges, model = run_cdplake(spark, records, truth, actual, run_cfg, checkpoint_dir)
+            print(row(ours))
         if not args.no_baseline:
             print(row(run_splink_documented(spark, records, truth, actual, checkpoint_dir)))
         if args.incremental:
             print("\n" + run_incremental(spark, records, model, cfg, edges, checkpoint_dir))
-        if not args.keep:
+        if not (args.keep or args.reuse):
             shutil.rmtree(env.storage.root, ignore_errors=True)
     print(f"\n{os.cpu_count()} cores, local[2]; a shared machine makes wall times noisy.")
     spark.stop()

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,42 @@ def test_train_save_and_load_a_versioned_model(spark, lake_env):
     assert 0 < email_exact["u_probability"] < 0.5 and 0.5 < email_exact["m_probability"] <= 1
     with pytest.raises(FileNotFoundError, match="cdplake-train-linkage-model"):
         load_model(spark, lake_env.paths, "linkage_v8")
+
+
+def _parameters(settings):
+    """The prior and every level's (m, u), and the settings without them."""
+    rest = json.loads(json.dumps(settings))
+    params = [rest.pop("probability_two_random_records_match")]
+    for comparison in rest["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            params += [level.pop("m_probability", None), level.pop("u_probability", None)]
+    return params, rest
+
+
+def test_training_on_the_driver_gives_the_model_spark_training_gives(spark):
+    # 18 records: 153 pairs, fewer than u_max_pairs, so both engines take u from every pair
+    # (no random sample) and run the same EM on the same blocked pairs. Two Annas and two
+    # Bens give the first_name-blocked EM session non-matching pairs too.
+    rows = [
+        (f"p{i}{j}", name if j < 2 else name[:-1], f"{name.lower()}{i}@x.com" if j < 2 else None)
+        for i, name in enumerate(["Anna", "Ben", "Anna", "Ben", "Cara", "Dan"])
+        for j in range(3)
+    ]
+    people = records(spark, rows)
+    on_spark = replace(CFG, training=replace(CFG.training, engine="spark"))
+    driver = train_model(spark, people, CFG, "v_driver").settings
+    cluster = train_model(spark, people, on_spark, "v_spark").settings
+    (driver_params, driver_rest), (cluster_params, cluster_rest) = _parameters(driver), _parameters(cluster)
+    assert driver_rest == cluster_rest  # the same Spark SQL settings
+    assert driver_rest["sql_dialect"] == "spark"
+    # null levels carry no m or u on either engine; every other value agrees
+    assert [p is None for p in driver_params] == [p is None for p in cluster_params]
+    known = [i for i, p in enumerate(cluster_params) if p is not None]
+    # the prior, u of exact and else on both fields, m of both email levels (first_name is
+    # the EM session's blocking field, so its m stays unestimated)
+    assert len(known) == 1 + 4 + 2
+    assert [driver_params[i] for i in known] == pytest.approx([cluster_params[i] for i in known], rel=1e-9)
+    assert driver_params[0] != 0.0001  # trained, not Splink's default prior
 
 
 def write_person_silver(spark, env, orders_rows) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,7 @@ def test_minimal_config_fills_defaults():
     assert cfg.threshold_match_probability == 0.9
     assert (cfg.max_cluster_size, cfg.split_thresholds) == (0, (0.99, 0.999, 0.9999))
     assert cfg.training.u_max_pairs == 1_000_000
+    assert (cfg.training.engine, cfg.training.driver_max_records) == ("duckdb", 1_000_000)
     assert cfg.comparisons[3].valid_pattern == "^[0-9]{4}-"
     assert cfg.comparisons[3].levels == (
         ComparisonLevel(kind="damerau_levenshtein", threshold=1.0),
@@ -101,6 +103,10 @@ def _with(**changes):
         ),
         (_with(comparisons=[{"column": "e mail", "levels": [{"kind": "exact"}]}]), "plain column name"),
         (_with(max_candidate_pairs=0), "positive integer"),
+        (
+            _with(training={**MINIMAL["training"], "engine": "pandas"}),
+            "engine must be one of duckdb, spark, got 'pandas'",
+        ),
         (_with(max_cluster_size=-1), "positive integer"),
         (_with(split_thresholds=[0.999, 0.99]), "strictly increasing"),
         (_with(split_thresholds=[0.5, 0.99]), "must all be above threshold_match_probability 0.9"),
@@ -204,3 +210,33 @@ def test_a_too_large_cluster_is_split_at_the_first_stricter_threshold_where_it_f
     assert split(1) == {"a1": "2:a1", "a2": "2:a2", "a3": "2:a2", "b1": "2:b1", "b2": "2:b1"}
     # mixed: b1-b2 fits at 0.99, the Annas only at 0.999
     assert split(2) == {"a1": "2:a1", "a2": "2:a2", "a3": "2:a2", "b1": "1:b1", "b2": "1:b1"}
+
+
+def test_trained_parameters_go_into_the_spark_settings_of_the_same_comparisons():
+    pytest.importorskip("splink")
+    from cdplake.identity.linkage_settings import splink_settings
+    from cdplake.identity.probabilistic import with_trained_parameters
+
+    cfg = parse_linkage_config(MINIMAL)
+    spark_sql = splink_settings(cfg).get_settings("spark").as_dict()
+    trained = splink_settings(cfg).get_settings("duckdb").as_dict()
+    trained["probability_two_random_records_match"] = 0.0123
+    for i, comparison in enumerate(trained["comparisons"]):
+        for j, level in enumerate(comparison["comparison_levels"]):
+            if not level.get("is_null_level"):
+                level["m_probability"], level["u_probability"] = (i + 1) / 10, (j + 1) / 100
+    out = with_trained_parameters(spark_sql, trained)
+    # everything but the parameters is the Spark SQL settings, untouched
+    want = json.loads(json.dumps(spark_sql))
+    want["probability_two_random_records_match"] = 0.0123
+    for i, comparison in enumerate(want["comparisons"]):
+        for j, level in enumerate(comparison["comparison_levels"]):
+            if not level.get("is_null_level"):
+                level["m_probability"], level["u_probability"] = (i + 1) / 10, (j + 1) / 100
+    assert out == want
+    assert out["sql_dialect"] == "spark" and "jaro_winkler(" in json.dumps(out)
+
+    fewer = json.loads(json.dumps(trained))
+    fewer["comparisons"][0]["comparison_levels"].pop(2)
+    with pytest.raises(ValueError, match="cannot combine them"):
+        with_trained_parameters(spark_sql, fewer)

@@ -88,6 +88,11 @@ class TrainingSettings:
         em_rules: one EM session per rule estimates m probabilities.
         em_convergence: stop EM when no parameter moves more than this.
         em_max_iterations: EM iterations per session at most.
+        engine: where the estimation runs. ``duckdb`` copies the records (at most
+            ``driver_max_records``, a seeded random sample above that) to the driver and trains
+            there with Splink's DuckDB backend; ``spark`` trains with Splink's Spark backend on
+            the cluster. Either way scoring runs on Spark with the same comparisons.
+        driver_max_records: the most records the ``duckdb`` engine copies to the driver.
     """
 
     deterministic_rules: tuple[str, ...]
@@ -98,6 +103,11 @@ class TrainingSettings:
     em_convergence: float = 0.001
     em_max_iterations: int = 25
     u_num_chunks: int = 1
+    engine: str = "duckdb"
+    driver_max_records: int = 1_000_000
+
+
+TRAINING_ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -276,9 +286,14 @@ def _training(raw: Any, where: str) -> TrainingSettings:
             "em_rules",
             "em_convergence",
             "em_max_iterations",
+            "engine",
+            "driver_max_records",
         },
         where,
     )
+    engine = tr.get("engine", "duckdb")
+    if engine not in TRAINING_ENGINES:
+        raise ConfigError(f"{where}.engine must be one of {', '.join(TRAINING_ENGINES)}, got {engine!r}")
     det = tr.get("deterministic_rules")
     if not isinstance(det, list) or not det or not all(isinstance(r, str) for r in det):
         raise ConfigError(f"{where}.deterministic_rules must be a non-empty list of SQL rules")
@@ -293,6 +308,10 @@ def _training(raw: Any, where: str) -> TrainingSettings:
         em_rules=_rules(tr.get("em_rules"), f"{where}.em_rules"),
         em_convergence=_number(tr.get("em_convergence", 0.001), f"{where}.em_convergence", 1e-9, 1.0),
         em_max_iterations=_positive_int(tr.get("em_max_iterations", 25), f"{where}.em_max_iterations"),
+        engine=engine,
+        driver_max_records=_positive_int(
+            tr.get("driver_max_records", 1_000_000), f"{where}.driver_max_records"
+        ),
     )
 
 

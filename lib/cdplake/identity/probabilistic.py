@@ -275,6 +275,9 @@ def train_model(
 
     The prior comes from the deterministic rules and their assumed recall, u probabilities
     from random pairs, m probabilities from one EM session per ``training.em_rules`` entry.
+    With ``training.engine: duckdb`` (the default) the estimation runs on the driver
+    (:func:`_train_on_driver`); with ``spark`` on Splink's Spark backend. The saved model is
+    Spark SQL either way: scoring always runs on Spark.
 
     Args:
         spark: the session.
@@ -282,12 +285,26 @@ def train_model(
             ``record_key`` and the configured columns.
         cfg: the linkage configuration.
         version: the version to save the model under.
-        checkpoint_dir: see :func:`splink_api`.
+        checkpoint_dir: see :func:`splink_api` (``spark`` engine only).
     """
+    if cfg.training.engine == "duckdb":
+        settings = _train_on_driver(records, cfg)
+    else:
+        db_api = splink_api(spark, cfg, checkpoint_dir)
+        linker = _linker(db_api, records, splink_settings(cfg), cfg.columns)
+        _estimate_parameters(linker, cfg)
+        settings = linker.misc.save_model_to_json()
+    # Splink names its cached tables after linker_uid; a saved uid would make two linkers in
+    # one session (say a full and an incremental scoring) share table names. The version
+    # lives in the file name instead, and every linker gets a fresh uid.
+    settings["linker_uid"] = None
+    return LinkageModel(version=version, settings=settings)
+
+
+def _estimate_parameters(linker: Any, cfg: LinkageConfig) -> None:
+    """The training steps, the same on either engine."""
     from splink import block_on
 
-    db_api = splink_api(spark, cfg, checkpoint_dir)
-    linker = _linker(db_api, records, splink_settings(cfg), cfg.columns)
     tr = cfg.training
     linker.training.estimate_probability_two_random_records_match(
         list(tr.deterministic_rules), recall=tr.deterministic_recall
@@ -299,12 +316,74 @@ def train_model(
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule.sql if rule.sql else block_on(*rule.on)
         )
-    settings = linker.misc.save_model_to_json()
-    # Splink names its cached tables after linker_uid; a saved uid would make two linkers in
-    # one session (say a full and an incremental scoring) share table names. The version
-    # lives in the file name instead, and every linker gets a fresh uid.
-    settings["linker_uid"] = None
-    return LinkageModel(version=version, settings=settings)
+
+
+def _train_on_driver(records: DataFrame, cfg: LinkageConfig) -> dict[str, Any]:
+    """Train with Splink's DuckDB backend on a copy of the records on the driver.
+
+    Training reads the records many times (the prior's rules, the random pairs for u, the
+    blocked pairs of every EM session, each EM iteration), and on Spark each read is a job
+    with its fixed cost; in-process DuckDB does the same work on a bounded copy in a few
+    seconds. Above ``training.driver_max_records`` a seeded random sample of that size is
+    copied (a sample estimates u as well; EM keeps the matches within the sample, plenty at
+    that size). The trained m and u probabilities and the prior are then put into the Spark
+    SQL settings of the same comparisons, so the saved model scores on Spark.
+    """
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    tr = cfg.training
+    wanted = (UNIQUE_ID, "source", "record_key", *cfg.columns)
+    missing = [c for c in wanted if c not in records.columns]
+    if missing:
+        raise ValueError(
+            f"records lack column(s) {missing} that the linkage settings compare; have {records.columns}"
+        )
+    frame = records.select(*wanted)
+    total = frame.count()
+    if total > tr.driver_max_records:
+        log.info("training on a random %d of %d person records", tr.driver_max_records, total)
+        frame = frame.sample(fraction=tr.driver_max_records / total, seed=tr.u_seed)
+    table = frame.toArrow()
+    con = duckdb.connect()
+    try:
+        db_api = DuckDBAPI(connection=con)
+        linker = Linker(db_api.register(table), splink_settings(cfg), log_level=logging.WARNING)
+        _estimate_parameters(linker, cfg)
+        trained = linker.misc.save_model_to_json()
+    finally:
+        con.close()
+    return with_trained_parameters(splink_settings(cfg).get_settings("spark").as_dict(), trained)
+
+
+def with_trained_parameters(settings: Mapping[str, Any], trained: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with the prior and every level's m and u probabilities of ``trained``.
+
+    Both must describe the same comparisons (same output columns, levels in the same order
+    with the same labels), as two dialects of one configuration do.
+
+    Raises:
+        ValueError: the comparisons differ.
+    """
+    out = json.loads(json.dumps(dict(settings)))
+    out["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
+
+    def shape(s: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+        return [
+            (c["output_column_name"], [lv.get("label_for_charts", "") for lv in c["comparison_levels"]])
+            for c in s["comparisons"]
+        ]
+
+    if shape(out) != shape(trained):
+        raise ValueError(
+            f"trained model compares {shape(trained)}, the settings {shape(out)}; cannot combine them"
+        )
+    for cmp_out, cmp_trained in zip(out["comparisons"], trained["comparisons"], strict=True):
+        for level, fitted in zip(cmp_out["comparison_levels"], cmp_trained["comparison_levels"], strict=True):
+            for key in ("m_probability", "u_probability"):
+                if key in fitted:
+                    level[key] = fitted[key]
+    return out
 
 
 def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
