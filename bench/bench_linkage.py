@@ -284,6 +284,11 @@ def main() -> None:
         choices=TRAINING_ENGINES,
         help="run cdplake once per training engine (default: the one conf/linkage.yaml names)",
     )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (and keep) the lakes, then stop: time a later --reuse run",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the lakes under .bench/")
     parser.add_argument(
         "--reuse",
@@ -296,6 +301,11 @@ def main() -> None:
     for customers in args.customers:
         t0 = time.monotonic()
         env = build_lake(spark, customers, args.days, args.seed, reuse=args.reuse)
+        if args.build_only:
+            print(
+                f"lake for {customers:,} customers built in {time.monotonic() - t0:.0f}s under {env.storage.root}"
+            )
+            continue
         records = silver_person_records(spark, env).cache()
         truth = truth_frame(spark, env).join(records.select("unique_id"), "unique_id").cache()
         n = records.count()
