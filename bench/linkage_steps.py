@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/linkage_steps.py .bench/linkage_4200_30d_seed42 [--reps 2]
 
-Steps: train (the configured engine), cost-guard count, predict (with the count that
+Steps: train (the configured engine), the cost guard (which builds the candidate pairs
+when their bound is within budget), predict (with the count that
 materialises it), connected components at the threshold, the over-merge guard. Repeat to
 see warm figures: the first repetition pays JVM warm-up.
 """
@@ -45,7 +46,10 @@ def one_repetition(spark, env, cfg, records) -> None:
     ]
     columns = tuple(c["output_column_name"] for c in settings["comparisons"])
     linker = P._linker(db_api, records, settings, columns)
-    timed("cost-guard count", lambda: P.count_candidate_pairs(linker, cfg))
+    timed(
+        "cost guard (bound, then build and count the pairs)",
+        lambda: P.guarded_candidate_pairs(linker, records, cfg),
+    )
     predictions = timed(
         "predict",
         lambda: linker.inference.predict(

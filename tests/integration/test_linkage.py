@@ -17,13 +17,14 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from cdplake.config import parse_linkage_config
+from cdplake.config import BlockingRule, parse_linkage_config
 from cdplake.identity.linkage_settings import settings_dict
 from cdplake.identity.probabilistic import (
     EDGE_COLUMNS,
     RECORD_COLUMNS,
     CandidatePairBudgetExceeded,
     LinkageModel,
+    candidate_pair_bound,
     clusters,
     guard_cluster_size,
     load_model,
@@ -168,6 +169,36 @@ def test_cost_guard_refuses_before_scoring_and_names_the_rules(spark):
     text = str(err.value)
     assert "12 candidate pairs" in text and "max_candidate_pairs=11" in text
     assert "10  l.first_name = r.first_name" in text and "2  l.email = r.email" in text
+
+
+GUARD_ROWS = [(f"n{i}", "Anna", f"anna{i}@x.com") for i in range(5)] + [
+    ("x1", "Xu", "xu@x.com"),
+    ("x2", "Xi", "xu@x.com"),
+    ("y1", "Yan", "y@y.com"),
+    ("y2", "Yo", "y@y.com"),
+    ("y3", None, "y@y.com"),
+]
+BY_NAME, BY_EMAIL = BlockingRule(on=("first_name",)), BlockingRule(on=("email",))
+BY_NAME_AND_INITIAL = BlockingRule(on=("first_name", "substr(email, 1, 1)"))
+
+
+def test_candidate_pair_bound_sums_each_rules_key_groups_without_building_pairs(spark):
+    people = records(spark, GUARD_ROWS)
+    # first_name: 5 Annas -> 10 (y3's null name pairs with no one); email: xu 1, y 3 -> 4;
+    # name + initial: the Annas again -> 10, counted twice in the bound
+    assert candidate_pair_bound(people, (BY_NAME,)) == 10
+    assert candidate_pair_bound(people, (BY_NAME, BY_EMAIL)) == 14
+    assert candidate_pair_bound(people, (BY_NAME, BY_EMAIL, BY_NAME_AND_INITIAL)) == 24
+    assert candidate_pair_bound(people, (BY_NAME, BlockingRule(sql="l.email = r.email"))) is None
+
+
+@pytest.mark.parametrize(("budget", "path"), [(30, "bound within budget"), (14, "exact count")])
+def test_cost_guard_counts_the_exact_candidate_pairs_on_either_path(spark, budget, path):
+    # three rules, 24 pairs by the bound, 14 distinct: with a budget of 30 the bound lets the
+    # pairs be built once and counted; with 14 Splink's exact count decides (and passes)
+    cfg = replace(CFG, blocking_rules=(BY_NAME, BY_EMAIL, BY_NAME_AND_INITIAL), max_candidate_pairs=budget)
+    scored = score(spark, records(spark, GUARD_ROWS), hand_model(), cfg, "run_g")
+    assert scored.candidate_pairs == 14, path
 
 
 def _raw_cfg() -> dict:

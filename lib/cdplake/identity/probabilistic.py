@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from cdplake.config.linkage import LinkageConfig
+from cdplake.config.linkage import BlockingRule, LinkageConfig
 from cdplake.identity.linkage_settings import UNIQUE_ID, splink_blocking_rule, splink_settings
 
 if TYPE_CHECKING:
@@ -236,6 +236,54 @@ def count_candidate_pairs(linker: Any, cfg: LinkageConfig) -> list[PairCount]:
         )
         for rule, row in zip(cfg.blocking_rules, rows, strict=True)
     ]
+
+
+def candidate_pair_bound(records: DataFrame, rules: tuple[BlockingRule, ...]) -> int | None:
+    """An upper bound of the candidate pairs, from key counts alone (no pair is built).
+
+    A rule of ``equal`` expressions pairs the records of each group of equal, non-null keys:
+    n(n-1)/2 for a group of n. The union of the rules has at most the sum of that over every
+    group of every rule (pairs two rules share count twice). One Spark job.
+
+    Returns:
+        The bound, or ``None`` when a rule is raw SQL (no bound without building its pairs).
+    """
+    if any(rule.sql for rule in rules):
+        return None
+    total: DataFrame | None = None
+    for rule in rules:
+        names = [f"k{i}" for i in range(len(rule.on))]
+        all_present = F.lit(True)
+        for name in names:
+            all_present = all_present & F.col(name).isNotNull()
+        groups = (
+            records.select(*[F.expr(e).alias(n) for e, n in zip(rule.on, names, strict=True)])
+            .where(all_present)
+            .groupBy(*names)
+            .count()
+            .select((F.col("count") * (F.col("count") - 1) / 2).cast("long").alias("pairs"))
+        )
+        total = groups if total is None else total.unionByName(groups)
+    if total is None:
+        return 0
+    return int(total.agg(F.coalesce(F.sum("pairs"), F.lit(0))).first()[0])
+
+
+def guarded_candidate_pairs(linker: Any, records: DataFrame, cfg: LinkageConfig) -> int:
+    """The cost guard: the exact number of candidate pairs, or an error above the budget.
+
+    When the cheap bound of :func:`candidate_pair_bound` is within ``max_candidate_pairs``,
+    the candidate pairs are built once, as Splink's prediction will use them (it reuses the
+    table), and counted. Otherwise Splink counts each rule's marginal pairs (on a sample when
+    ``count_sample_proportion`` < 1) and :func:`check_budget` decides, naming each rule.
+
+    Raises:
+        CandidatePairBudgetExceeded: the blocking rules give more pairs than the budget.
+    """
+    bound = candidate_pair_bound(records, cfg.blocking_rules)
+    if bound is None or bound > cfg.max_candidate_pairs:
+        return check_budget(count_candidate_pairs(linker, cfg), cfg.max_candidate_pairs)
+    return int(linker.inference.compute_blocked_pairs_for_predict().as_spark_dataframe().count())
 
 
 def check_budget(counts: list[PairCount], budget: int) -> int:
@@ -487,7 +535,7 @@ def score(
     # The model's comparisons decide which columns are read, whatever the config says now.
     columns = tuple(c["output_column_name"] for c in settings["comparisons"])
     linker = _linker(db_api, records, settings, columns)
-    total = check_budget(count_candidate_pairs(linker, cfg), cfg.max_candidate_pairs)
+    total = guarded_candidate_pairs(linker, records, cfg)
     predictions = linker.inference.predict(
         threshold_match_probability=cfg.min_match_probability_written or None, warning_mode="never"
     )
