@@ -24,6 +24,7 @@ from cdplake.identity.probabilistic import (
     RECORD_COLUMNS,
     CandidatePairBudgetExceeded,
     LinkageModel,
+    blocking_candidates,
     candidate_pair_bound,
     clusters,
     guard_cluster_size,
@@ -382,14 +383,96 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
     assert by_key["a1"] == by_key["a2"] and len(set(by_key.values())) == 5
 
 
-def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark):
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engine):
     everyone = records(spark, PEOPLE)
     new, existing = everyone.where("record_key = 'a2'"), everyone.where("record_key != 'a2'")
-    inc = score_incremental(spark, existing, new, hand_model(), CFG, "run_5")
+    cfg = replace(CFG, incremental=replace(CFG.incremental, engine=engine))
+    inc = score_incremental(spark, existing, new, hand_model(), cfg, "run_5")
     # a2 pairs with a1 (name and email equal) and a3 (name only), keyed and weighted as in
     # the full run; pairs among existing records are not rescored.
     want = [row for row in edge_rows("run_5") if "a2" in (row[1], row[3])]
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+
+
+def test_blocking_candidates_are_the_existing_records_sharing_a_key_with_the_batch(spark):
+    people = records(spark, GUARD_ROWS)
+    new = people.where("record_key IN ('n0', 'y3')")
+    existing = people.where("record_key NOT IN ('n0', 'y3')")
+    # n0 (Anna, anna0@x.com) shares its name with the four other Annas and its email with no
+    # one; y3 (no name, y@y.com) shares its email with y1 and y2: a null name pairs with nothing.
+    picked = blocking_candidates(existing, new, (BY_NAME, BY_EMAIL))
+    assertDataFrameEqual(picked, people.where("record_key IN ('n1', 'n2', 'n3', 'n4', 'y1', 'y2')"))
+    assert blocking_candidates(existing, new, (BlockingRule(sql="l.email = r.email"),)) is None
+
+
+# Term frequencies and fuzzy levels: first_name exact (tf adjusted), Jaro-Winkler >= 0.9,
+# else; email exact, else. Blocking on the email or on the first two letters of the name.
+TF_CFG = parse_linkage_config(
+    {
+        "blocking_rules": [{"equal": ["email"]}, {"equal": ["substr(first_name, 1, 2)"]}],
+        "comparisons": [
+            {
+                "column": "first_name",
+                "levels": [{"kind": "exact", "tf": True}, {"kind": "jaro_winkler", "threshold": 0.9}],
+            },
+            {"column": "email", "levels": [{"kind": "exact"}]},
+        ],
+        "training": {"deterministic_rules": ["l.email = r.email"], "em_rules": [{"equal": ["first_name"]}]},
+        "min_match_probability_written": 0.0,
+    }
+)
+TF_PEOPLE = [
+    ("n1", "Anna", "anna@x.com"),
+    ("n2", "Anna", "anna.b@x.com"),
+    ("n3", "Anne", "anna@x.com"),
+    ("n4", "Annabel", None),
+    ("n5", "Anna", None),
+    ("n6", "Ben", "ben@y.com"),
+    ("n7", "Benn", "ben@y.com"),
+    ("n8", None, "ben@y.com"),
+    ("n9", "Cara", "cara@z.com"),
+]
+
+
+def tf_model() -> LinkageModel:
+    settings = settings_dict(TF_CFG)
+    settings["probability_two_random_records_match"] = 0.05
+    mu = {"first_name": [(0.7, 0.05), (0.2, 0.1), (0.1, 0.85)], "email": [(0.9, 0.02), (0.1, 0.98)]}
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for level, (m, u) in zip(levels, mu[comparison["output_column_name"]], strict=True):
+            level["m_probability"], level["u_probability"] = m, u
+    return LinkageModel(version="linkage_tf", settings=settings)
+
+
+@pytest.mark.parametrize("driver_max_records", [1000, 2])
+def test_batch_scored_on_the_driver_weighs_pairs_as_a_full_spark_run(spark, caplog, driver_max_records):
+    # The batch (n1, n3, n7) against the rest: every pair the full run scores that touches
+    # the batch, with the same weight, term frequencies of "Anna" (3 of 8 names) included.
+    # With room for 2 records on the driver the Spark path scores it, and says so.
+    cfg = replace(TF_CFG, incremental=replace(TF_CFG.incremental, driver_max_records=driver_max_records))
+    everyone = records(spark, TF_PEOPLE)
+    in_batch = "record_key IN ('n1', 'n3', 'n7')"
+    full = score(spark, everyone, tf_model(), cfg, "run_t").edges
+    touching = full.where(
+        in_batch.replace("record_key", "record_key_l")
+        + " OR "
+        + in_batch.replace("record_key", "record_key_r")
+    )
+    with caplog.at_level("INFO", logger="cdplake.identity.probabilistic"):
+        inc = score_incremental(
+            spark, everyone.where(f"NOT ({in_batch})"), everyone.where(in_batch), tf_model(), cfg, "run_t"
+        )
+    # Anna's group (n1..n5: 10 pairs, 7 touch n1 or n3) and Ben's email (n7-n6, n7-n8)
+    assert touching.count() == 9
+    assertDataFrameEqual(inc, touching, rtol=1e-9)
+    handed_over = [r.getMessage() for r in caplog.records if "scoring the batch on Spark" in r.getMessage()]
+    assert handed_over == (
+        ["scoring the batch on Spark: more than 2 records (batch and candidates)"]
+        if driver_max_records == 2
+        else []
+    )
 
 
 def test_incremental_scoring_merges_only_the_pairs_of_new_changed_and_vanished_records(spark, lake_env):

@@ -61,6 +61,7 @@ def test_minimal_config_fills_defaults():
     assert (cfg.max_cluster_size, cfg.split_thresholds) == (0, (0.99, 0.999, 0.9999))
     assert cfg.training.u_max_pairs == 1_000_000
     assert (cfg.training.engine, cfg.training.driver_max_records) == ("duckdb", 1_000_000)
+    assert (cfg.incremental.engine, cfg.incremental.driver_max_records) == ("duckdb", 200_000)
     assert cfg.comparisons[3].valid_pattern == "^[0-9]{4}-"
     assert cfg.comparisons[3].levels == (
         ComparisonLevel(kind="damerau_levenshtein", threshold=1.0),
@@ -107,6 +108,12 @@ def _with(**changes):
             _with(training={**MINIMAL["training"], "engine": "pandas"}),
             "engine must be one of duckdb, spark, got 'pandas'",
         ),
+        (
+            _with(incremental={"engine": "polars"}),
+            "incremental.engine must be one of duckdb, spark, got 'polars'",
+        ),
+        (_with(incremental={"driver_max_records": 0}), "incremental.driver_max_records"),
+        (_with(incremental={"batch": 1}), "batch"),
         (_with(max_cluster_size=-1), "positive integer"),
         (_with(split_thresholds=[0.999, 0.99]), "strictly increasing"),
         (_with(split_thresholds=[0.5, 0.99]), "must all be above threshold_match_probability 0.9"),

@@ -111,6 +111,25 @@ TRAINING_ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
+class IncrementalScoring:
+    """How an incremental scoring run scores a batch of new or changed records.
+
+    Attributes:
+        engine: ``duckdb`` selects on Spark the existing records that share a blocking key
+            with a new record, copies those and the new records to the driver and scores
+            new vs existing and new vs new there with Splink's DuckDB backend (term
+            frequencies still come from every record, counted on Spark); ``spark`` scores with
+            Splink's Spark backend. The ``duckdb`` engine hands over to ``spark`` when the copy
+            would exceed ``driver_max_records``, a blocking rule is raw SQL (its candidates
+            cannot be selected by key), or the model's comparisons differ from the config's.
+        driver_max_records: the most records (new plus candidates) copied to the driver.
+    """
+
+    engine: str = "duckdb"
+    driver_max_records: int = 200_000
+
+
+@dataclass(frozen=True)
 class LinkageConfig:
     """Everything probabilistic matching reads from configuration.
 
@@ -118,6 +137,7 @@ class LinkageConfig:
         blocking_rules: candidate pairs are the union of these rules' pairs.
         comparisons: one per field.
         training: parameter estimation.
+        incremental: how incremental scoring runs score a batch.
         threshold_match_probability: a pair at or above this is a link.
         min_match_probability_written: pairs below this are not written.
         max_candidate_pairs: the cost guard's budget.
@@ -132,6 +152,7 @@ class LinkageConfig:
     blocking_rules: tuple[BlockingRule, ...]
     comparisons: tuple[FieldComparison, ...]
     training: TrainingSettings
+    incremental: IncrementalScoring = IncrementalScoring()
     threshold_match_probability: float = 0.9
     min_match_probability_written: float = 0.01
     max_candidate_pairs: int = 20_000_000
@@ -315,6 +336,20 @@ def _training(raw: Any, where: str) -> TrainingSettings:
     )
 
 
+def _incremental(raw: Any, where: str) -> IncrementalScoring:
+    inc = _mapping(raw, where)
+    _check_keys(inc, {"engine", "driver_max_records"}, where)
+    engine = inc.get("engine", "duckdb")
+    if engine not in TRAINING_ENGINES:
+        raise ConfigError(f"{where}.engine must be one of {', '.join(TRAINING_ENGINES)}, got {engine!r}")
+    return IncrementalScoring(
+        engine=engine,
+        driver_max_records=_positive_int(
+            inc.get("driver_max_records", 200_000), f"{where}.driver_max_records"
+        ),
+    )
+
+
 def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> LinkageConfig:
     """Validate a parsed ``linkage.yaml`` mapping into a :class:`LinkageConfig`.
 
@@ -328,6 +363,7 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
             "blocking_rules",
             "comparisons",
             "training",
+            "incremental",
             "threshold_match_probability",
             "min_match_probability_written",
             "max_candidate_pairs",
@@ -347,6 +383,7 @@ def parse_linkage_config(raw: dict[str, Any], where: str = LINKAGE_FILE) -> Link
         blocking_rules=_rules(raw.get("blocking_rules"), f"{where}: blocking_rules"),
         comparisons=tuple(_comparison(c, f"{where}: comparisons[{i}]") for i, c in enumerate(comparisons)),
         training=_training(raw.get("training"), f"{where}: training"),
+        incremental=_incremental(raw.get("incremental"), f"{where}: incremental"),
         threshold_match_probability=_number(
             raw.get("threshold_match_probability", 0.9), f"{where}: threshold_match_probability", 0.0, 1.0
         ),

@@ -567,11 +567,17 @@ def score_incremental(
     """Score only the pairs a batch of new records adds: new vs existing, and within new.
 
     Term frequencies come from existing and new together, as in a full run, so a pair gets
-    the weight a full re-run would give it.
+    the weight a full re-run would give it. With ``incremental.engine: duckdb`` the batch is
+    scored on the driver (:func:`_score_batch_on_driver`) unless that engine hands over;
+    otherwise, or then, with Splink's Spark backend.
 
     Returns:
         Edges in :data:`EDGE_COLUMNS`; pairs below ``min_match_probability_written`` left out.
     """
+    if cfg.incremental.engine == "duckdb":
+        scored = _score_batch_on_driver(spark, existing, new, model, cfg)
+        if scored is not None:
+            return _oriented_edges(scored, model.version, run_id)
     db_api = splink_api(spark, cfg, checkpoint_dir)
     settings = dict(model.settings)
     settings["linker_uid"] = None
@@ -581,10 +587,8 @@ def score_incremental(
     linker = _linker(db_api, existing.unionByName(new), settings, columns)
     # predict_between/within read term frequencies from the linker's cache; computing them
     # over the linker's input (existing + new) puts them there.
-    for comparison in settings["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level.get("tf_adjustment_column"):
-                linker.table_management.compute_tf_table(level["tf_adjustment_column"])
+    for column in _tf_columns(settings):
+        linker.table_management.compute_tf_table(column)
     old_sdf = db_api.register(existing.select(*wanted))
     new_sdf = db_api.register(new.select(*wanted))
     threshold = cfg.min_match_probability_written or None
@@ -594,25 +598,195 @@ def score_incremental(
     within = linker.inference.predict_within(
         new_sdf, threshold_match_probability=threshold, warning_mode="never"
     )
-    out = None
-    for part in (between, within):
-        df = part.as_spark_dataframe()
-        # A full run puts the smaller unique id on the left; between new and existing the new
-        # record is always left, so swap where needed to key pairs the same way.
-        swap = F.concat_ws(":", "source_l", "record_key_l") > F.concat_ws(":", "source_r", "record_key_r")
-        edges = df.select(
-            F.when(swap, F.col("source_r")).otherwise(F.col("source_l")).alias("source_l"),
-            F.when(swap, F.col("record_key_r")).otherwise(F.col("record_key_l")).alias("record_key_l"),
-            F.when(swap, F.col("source_l")).otherwise(F.col("source_r")).alias("source_r"),
-            F.when(swap, F.col("record_key_l")).otherwise(F.col("record_key_r")).alias("record_key_r"),
-            F.col("match_weight").cast("double"),
-            F.col("match_probability").cast("double"),
-            F.lit(model.version).alias("model_version"),
-            F.lit(run_id).alias("run_id"),
-        )
-        out = edges if out is None else out.unionByName(edges)
-    assert out is not None
+    scored = between.as_spark_dataframe().unionByName(within.as_spark_dataframe(), allowMissingColumns=True)
+    return _oriented_edges(scored, model.version, run_id)
+
+
+def _tf_columns(settings: Mapping[str, Any]) -> list[str]:
+    """The columns with term-frequency adjustments in Splink ``settings``, each once."""
+    out: list[str] = []
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            column = level.get("tf_adjustment_column")
+            if column and column not in out:
+                out.append(column)
     return out
+
+
+def _oriented_edges(scored: DataFrame, model_version: str, run_id: str) -> DataFrame:
+    """Scored pairs as :data:`EDGE_COLUMNS`, keyed as a full run keys them.
+
+    A full run puts the smaller ``source:record_key`` on the left; between new and existing
+    records the new one is always left, so pairs are swapped where needed.
+    """
+    swap = F.concat_ws(":", "source_l", "record_key_l") > F.concat_ws(":", "source_r", "record_key_r")
+
+    def side(name: str, own: str, other: str) -> Column:
+        return F.when(swap, F.col(f"{name}_{other}")).otherwise(F.col(f"{name}_{own}")).alias(f"{name}_{own}")
+
+    return scored.select(
+        side("source", "l", "r"),
+        side("record_key", "l", "r"),
+        side("source", "r", "l"),
+        side("record_key", "r", "l"),
+        F.col("match_weight").cast("double"),
+        F.col("match_probability").cast("double"),
+        F.lit(model_version).alias("model_version"),
+        F.lit(run_id).alias("run_id"),
+    )
+
+
+def blocking_candidates(
+    existing: DataFrame, new: DataFrame, rules: tuple[BlockingRule, ...]
+) -> DataFrame | None:
+    """The existing records that share some blocking rule's key with a new record.
+
+    Every pair a rule makes between a new and an existing record has equal, non-null keys,
+    so these are all the existing records a batch can be paired with. The new records' keys
+    are broadcast (a batch is small next to the records it is scored against).
+
+    Returns:
+        Rows of ``existing`` (each once), or ``None`` when a rule is raw SQL.
+    """
+    if any(rule.sql for rule in rules):
+        return None
+    parts: list[DataFrame] = []
+    for rule in rules:
+        keys = [F.expr(e).alias(f"_k{i}") for i, e in enumerate(rule.on)]
+        names = [f"_k{i}" for i in range(len(rule.on))]
+        present = F.lit(True)
+        for name in names:
+            present = present & F.col(name).isNotNull()
+        new_keys = new.select(*keys).where(present).distinct()
+        parts.append(existing.select("*", *keys).join(F.broadcast(new_keys), names, "left_semi").drop(*names))
+    if not parts:
+        return existing.limit(0)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out.dropDuplicates([UNIQUE_ID])
+
+
+def _term_frequencies(records: DataFrame, values_of: DataFrame, columns: list[str]) -> dict[str, Any]:
+    """Splink's term-frequency tables over ``records``, only for values found in ``values_of``.
+
+    Splink's own definition: a value's count over the count of non-null values of the column.
+    One Spark job for every column together (values compared as strings, cast back after).
+
+    Returns:
+        column -> a pyarrow table ``<column>, tf_<column>``.
+    """
+    import pyarrow as pa
+
+    def stacked(frame: DataFrame) -> DataFrame:
+        cells = F.array(
+            *[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
+        )
+        return frame.select(F.explode(cells).alias("cell")).select("cell.*").where(F.col("value").isNotNull())
+
+    all_cells = stacked(records)
+    wanted = F.broadcast(stacked(values_of).distinct())
+    counts = all_cells.join(wanted, ["column", "value"], "left_semi").groupBy("column", "value").count()
+    totals = (
+        all_cells.groupBy("column")
+        .count()
+        .select("column", F.lit(None).cast("string").alias("value"), "count")
+    )
+    rows = counts.unionByName(totals).collect()
+    total = {r["column"]: r["count"] for r in rows if r["value"] is None}
+    out: dict[str, Any] = {}
+    for column in columns:
+        mine = [r for r in rows if r["column"] == column and r["value"] is not None]
+        out[column] = pa.table(
+            {
+                column: pa.array([r["value"] for r in mine], pa.string()),
+                f"tf_{column}": pa.array([r["count"] / total[column] for r in mine], pa.float64()),
+            }
+        )
+    return out
+
+
+def _score_batch_on_driver(
+    spark: SparkSession, existing: DataFrame, new: DataFrame, model: LinkageModel, cfg: LinkageConfig
+) -> DataFrame | None:
+    """Score a batch on the driver with Splink's DuckDB backend (``incremental.engine: duckdb``).
+
+    On Spark: the existing records sharing a blocking key with a new one
+    (:func:`blocking_candidates`) and the term frequencies of the values they and the batch
+    hold, over every record (:func:`_term_frequencies`). On the driver: the model's trained
+    parameters in the DuckDB dialect of the same comparisons, then ``predict_between`` (new
+    vs candidates) and ``predict_within`` (new vs new), as the Spark path does.
+
+    Returns:
+        The scored pairs as a Spark DataFrame (Splink's prediction columns), or ``None`` when
+        the Spark path must score instead: a raw-SQL blocking rule, the model's comparisons
+        differ from the config's, or more than ``incremental.driver_max_records`` records.
+    """
+    import duckdb
+    import pyarrow as pa
+    from splink import DuckDBAPI, Linker
+
+    try:
+        settings = with_trained_parameters(
+            splink_settings(cfg).get_settings("duckdb").as_dict(), model.settings
+        )
+    except ValueError as exc:
+        log.info("scoring the batch on Spark: %s", exc)
+        return None
+    candidates = blocking_candidates(existing, new, cfg.blocking_rules)
+    if candidates is None:
+        log.info("scoring the batch on Spark: a blocking rule is raw SQL")
+        return None
+    wanted = (UNIQUE_ID, "source", "record_key", *cfg.columns)
+    cap = cfg.incremental.driver_max_records
+    batch = new.select(*wanted).limit(cap + 1).toArrow()
+    others = (
+        candidates.select(*wanted).limit(cap + 1 - batch.num_rows).toArrow()
+        if batch.num_rows <= cap
+        else None
+    )
+    if others is None or batch.num_rows + others.num_rows > cap:
+        log.info("scoring the batch on Spark: more than %d records (batch and candidates)", cap)
+        return None
+    settings["linker_uid"] = None
+    local = pa.concat_tables([batch, others])
+    tf_columns = _tf_columns(settings)
+    frequencies = {}
+    if tf_columns:
+        values = spark.createDataFrame(local.select(tf_columns))
+        frequencies = _term_frequencies(existing.unionByName(new), values, tf_columns)
+    con = duckdb.connect()
+    try:
+        db_api = DuckDBAPI(connection=con)
+        linker = Linker(db_api.register(local), settings, log_level=logging.WARNING)
+        for column, table in frequencies.items():
+            typed = table.cast(
+                pa.schema(
+                    [batch.schema.field(column).with_name(column), pa.field(f"tf_{column}", pa.float64())]
+                )
+            )
+            linker.table_management.register_term_frequency_lookup(db_api.register(typed), column)
+        threshold = cfg.min_match_probability_written or None
+        new_sdf = db_api.register(batch)
+        parts = [
+            linker.inference.predict_within(
+                new_sdf, threshold_match_probability=threshold, warning_mode="never"
+            )
+        ]
+        if others.num_rows:
+            parts.append(
+                linker.inference.predict_between(
+                    new_sdf,
+                    db_api.register(others),
+                    threshold_match_probability=threshold,
+                    warning_mode="never",
+                )
+            )
+        keep = ["source_l", "record_key_l", "source_r", "record_key_r", "match_weight", "match_probability"]
+        scored = pa.concat_tables([p.as_pyarrow_table().select(keep) for p in parts])
+    finally:
+        con.close()
+    return spark.createDataFrame(scored)
 
 
 def clusters(
