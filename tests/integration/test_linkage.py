@@ -407,14 +407,18 @@ def test_blocking_candidates_are_the_existing_records_sharing_a_key_with_the_bat
 
 
 # Term frequencies and fuzzy levels: first_name exact (tf adjusted), Jaro-Winkler >= 0.9,
-# else; email exact, else. Blocking on the email or on the first two letters of the name.
+# >= 0.8, else; email exact, else. Blocking on the email or on the first two letters of the name.
 TF_CFG = parse_linkage_config(
     {
         "blocking_rules": [{"equal": ["email"]}, {"equal": ["substr(first_name, 1, 2)"]}],
         "comparisons": [
             {
                 "column": "first_name",
-                "levels": [{"kind": "exact", "tf": True}, {"kind": "jaro_winkler", "threshold": 0.9}],
+                "levels": [
+                    {"kind": "exact", "tf": True},
+                    {"kind": "jaro_winkler", "threshold": 0.9},
+                    {"kind": "jaro_winkler", "threshold": 0.8},
+                ],
             },
             {"column": "email", "levels": [{"kind": "exact"}]},
         ],
@@ -432,13 +436,19 @@ TF_PEOPLE = [
     ("n7", "Benn", "ben@y.com"),
     ("n8", None, "ben@y.com"),
     ("n9", "Cara", "cara@z.com"),
+    # Jaro-Winkler 0.7994 on Spark, 0.826 with DuckDB's built-in: the driver must agree
+    ("n10", "Carole", "carole@z.com"),
+    ("n11", "Cameron", None),
 ]
 
 
 def tf_model() -> LinkageModel:
     settings = settings_dict(TF_CFG)
     settings["probability_two_random_records_match"] = 0.05
-    mu = {"first_name": [(0.7, 0.05), (0.2, 0.1), (0.1, 0.85)], "email": [(0.9, 0.02), (0.1, 0.98)]}
+    mu = {
+        "first_name": [(0.6, 0.05), (0.2, 0.1), (0.1, 0.15), (0.1, 0.7)],
+        "email": [(0.9, 0.02), (0.1, 0.98)],
+    }
     for comparison in settings["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         for level, (m, u) in zip(levels, mu[comparison["output_column_name"]], strict=True):
@@ -448,12 +458,12 @@ def tf_model() -> LinkageModel:
 
 @pytest.mark.parametrize("driver_max_records", [1000, 2])
 def test_batch_scored_on_the_driver_weighs_pairs_as_a_full_spark_run(spark, caplog, driver_max_records):
-    # The batch (n1, n3, n7) against the rest: every pair the full run scores that touches
+    # The batch (n1, n3, n7, n10) against the rest: every pair the full run scores that touches
     # the batch, with the same weight, term frequencies of "Anna" (3 of 8 names) included.
     # With room for 2 records on the driver the Spark path scores it, and says so.
     cfg = replace(TF_CFG, incremental=replace(TF_CFG.incremental, driver_max_records=driver_max_records))
     everyone = records(spark, TF_PEOPLE)
-    in_batch = "record_key IN ('n1', 'n3', 'n7')"
+    in_batch = "record_key IN ('n1', 'n3', 'n7', 'n10')"
     full = score(spark, everyone, tf_model(), cfg, "run_t").edges
     touching = full.where(
         in_batch.replace("record_key", "record_key_l")
@@ -464,8 +474,11 @@ def test_batch_scored_on_the_driver_weighs_pairs_as_a_full_spark_run(spark, capl
         inc = score_incremental(
             spark, everyone.where(f"NOT ({in_batch})"), everyone.where(in_batch), tf_model(), cfg, "run_t"
         )
-    # Anna's group (n1..n5: 10 pairs, 7 touch n1 or n3) and Ben's email (n7-n6, n7-n8)
-    assert touching.count() == 9
+    # Anna's group (n1..n5: 10 pairs, 7 touch n1 or n3), Ben's email (n7-n6, n7-n8) and
+    # "Ca" (n10-n9, n10-n11)
+    assert touching.count() == 11
+    carole_cameron = touching.where("record_key_l = 'n10' AND record_key_r = 'n11'")
+    assert carole_cameron.count() == 1
     assertDataFrameEqual(inc, touching, rtol=1e-9)
     handed_over = [r.getMessage() for r in caplog.records if "scoring the batch on Spark" in r.getMessage()]
     assert handed_over == (
@@ -473,6 +486,25 @@ def test_batch_scored_on_the_driver_weighs_pairs_as_a_full_spark_run(spark, capl
         if driver_max_records == 2
         else []
     )
+
+
+def test_driver_jaro_winkler_equals_the_spark_udf(spark):
+    from cdplake.identity.driver_sql import jaro_winkler
+    from cdplake.identity.probabilistic import splink_api
+
+    splink_api(spark, CFG)  # registers the jar's UDFs on the session
+    names = [
+        "Anna", "Anne", "Annabel", "Carole", "Cameron", "Carl", "Claire", "MARTHA", "MARHTA",
+        "Jon", "John", "Jonathan", "Smith", "Smyth", "Schmidt", "O'Neil", "Oneill", "José",
+        "Jose", "Zoë", "Li", "Lee", "", "a", "Christopher", "Kristofer", "Dorothy", "Anthony",
+    ]  # fmt: skip
+    pairs = spark.createDataFrame([(a, b) for a in names for b in names], "a STRING, b STRING")
+    got = pairs.selectExpr("a", "b", "jaro_winkler(a, b) AS jw").collect()
+    assert len(got) == len(names) ** 2
+    differ = [
+        (r.a, r.b, r.jw, jaro_winkler(r.a, r.b)) for r in got if abs(r.jw - jaro_winkler(r.a, r.b)) > 1e-12
+    ]
+    assert differ == []
 
 
 def test_incremental_scoring_merges_only_the_pairs_of_new_changed_and_vanished_records(spark, lake_env):

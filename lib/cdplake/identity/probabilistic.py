@@ -25,6 +25,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.config.linkage import BlockingRule, LinkageConfig
+from cdplake.identity import driver_sql
 from cdplake.identity.linkage_settings import UNIQUE_ID, splink_blocking_rule, splink_settings
 
 if TYPE_CHECKING:
@@ -396,6 +397,9 @@ def _train_on_driver(records: DataFrame, cfg: LinkageConfig) -> dict[str, Any]:
     con = duckdb.connect()
     try:
         db_api = DuckDBAPI(connection=con)
+        # DuckDB's own Jaro-Winkler here (driver_sql: the Spark UDF's arithmetic in Python
+        # made training on 10k records 4 s -> 8 s); it puts a few pairs near a threshold in
+        # another level than Spark would, which moves the estimates little (BENCHMARKS.md).
         linker = Linker(db_api.register(table), splink_settings(cfg), log_level=logging.WARNING)
         _estimate_parameters(linker, cfg)
         trained = linker.misc.save_model_to_json()
@@ -714,8 +718,10 @@ def _score_batch_on_driver(
     On Spark: the existing records sharing a blocking key with a new one
     (:func:`blocking_candidates`) and the term frequencies of the values they and the batch
     hold, over every record (:func:`_term_frequencies`). On the driver: the model's trained
-    parameters in the DuckDB dialect of the same comparisons, then ``predict_between`` (new
-    vs candidates) and ``predict_within`` (new vs new), as the Spark path does.
+    parameters in the DuckDB dialect of the same comparisons, its Jaro-Winkler swapped for the
+    Spark UDF's arithmetic (:mod:`cdplake.identity.driver_sql`) so every pair lands in the
+    level a full Spark run gives it, then ``predict_between`` (new vs candidates) and
+    ``predict_within`` (new vs new), as the Spark path does.
 
     Returns:
         The scored pairs as a Spark DataFrame (Splink's prediction columns), or ``None`` when
@@ -728,7 +734,7 @@ def _score_batch_on_driver(
 
     try:
         settings = with_trained_parameters(
-            splink_settings(cfg).get_settings("duckdb").as_dict(), model.settings
+            driver_sql.spark_identical(splink_settings(cfg).get_settings("duckdb").as_dict()), model.settings
         )
     except ValueError as exc:
         log.info("scoring the batch on Spark: %s", exc)
@@ -757,6 +763,7 @@ def _score_batch_on_driver(
         frequencies = _term_frequencies(existing.unionByName(new), values, tf_columns)
     con = duckdb.connect()
     try:
+        driver_sql.register(con)
         db_api = DuckDBAPI(connection=con)
         linker = Linker(db_api.register(local), settings, log_level=logging.WARNING)
         for column, table in frequencies.items():
