@@ -239,6 +239,16 @@ def count_candidate_pairs(linker: Any, cfg: LinkageConfig) -> list[PairCount]:
     ]
 
 
+def _rule_keys(rule: BlockingRule) -> tuple[list[Column], list[str], Column]:
+    """An ``equal`` rule's key columns (named ``_k0``, ``_k1``, ...), their names, and the
+    condition that every key is non-null (a null key pairs with nothing)."""
+    names = [f"_k{i}" for i in range(len(rule.on))]
+    present = F.lit(True)
+    for name in names:
+        present = present & F.col(name).isNotNull()
+    return [F.expr(e).alias(n) for e, n in zip(rule.on, names, strict=True)], names, present
+
+
 def candidate_pair_bound(records: DataFrame, rules: tuple[BlockingRule, ...]) -> int | None:
     """An upper bound of the candidate pairs, from key counts alone (no pair is built).
 
@@ -253,12 +263,9 @@ def candidate_pair_bound(records: DataFrame, rules: tuple[BlockingRule, ...]) ->
         return None
     total: DataFrame | None = None
     for rule in rules:
-        names = [f"k{i}" for i in range(len(rule.on))]
-        all_present = F.lit(True)
-        for name in names:
-            all_present = all_present & F.col(name).isNotNull()
+        keys, names, all_present = _rule_keys(rule)
         groups = (
-            records.select(*[F.expr(e).alias(n) for e, n in zip(rule.on, names, strict=True)])
+            records.select(*keys)
             .where(all_present)
             .groupBy(*names)
             .count()
@@ -656,11 +663,7 @@ def blocking_candidates(
         return None
     parts: list[DataFrame] = []
     for rule in rules:
-        keys = [F.expr(e).alias(f"_k{i}") for i, e in enumerate(rule.on)]
-        names = [f"_k{i}" for i in range(len(rule.on))]
-        present = F.lit(True)
-        for name in names:
-            present = present & F.col(name).isNotNull()
+        keys, names, present = _rule_keys(rule)
         new_keys = new.select(*keys).where(present).distinct()
         parts.append(existing.select("*", *keys).join(F.broadcast(new_keys), names, "left_semi").drop(*names))
     if not parts:
