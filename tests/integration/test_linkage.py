@@ -126,23 +126,25 @@ def test_scoring_with_a_saved_model_gives_the_hand_derived_pairs(spark):
     assertDataFrameEqual(scored.edges, spark.createDataFrame(edge_rows("run_1"), EDGE_DDL), rtol=1e-6)
 
 
+CLUSTER_DDL = "source STRING, record_key STRING, cluster_id STRING"
+# PEOPLE clustered at 0.1 with at most 2 records per cluster, split at 0.5 (next test).
+GUARDED_CLUSTERS = [
+    ("people", "a1", "1:people:a1"),
+    ("people", "a2", "1:people:a1"),
+    ("people", "a3", "1:people:a3"),
+    ("people", "b1", "people:b1"),
+    ("people", "b2", "people:b1"),
+    ("people", "c1", "people:c1"),
+]
+
+
 def test_over_merge_guard_reclusters_only_the_too_large_clusters(spark):
     # At 0.1 the three Annas are one cluster (a1-a2 p 0.936, a3 joined by two 0.155 pairs)
     # and b1-b2 (p 0.154) another. With at most 2 records per cluster only the Annas are
     # clustered again: at 0.5 they split into a1-a2 and a3 ("1:" = the first stricter cut).
     scored = score(spark, records(spark, PEOPLE), hand_model(), CFG, "run_g")
     got = clusters(scored, 0.1, max_cluster_size=2, split_thresholds=(0.5,))
-    want = [
-        ("a1", "1:people:a1"),
-        ("a2", "1:people:a1"),
-        ("a3", "1:people:a3"),
-        ("b1", "people:b1"),
-        ("b2", "people:b1"),
-        ("c1", "people:c1"),
-    ]
-    expected = spark.createDataFrame(
-        [("people", k, c) for k, c in want], "source STRING, record_key STRING, cluster_id STRING"
-    )
+    expected = spark.createDataFrame(GUARDED_CLUSTERS, CLUSTER_DDL)
     assertDataFrameEqual(got, expected)
     # the same as clustering every record at every threshold, as the guard is defined
     every = [
@@ -393,6 +395,35 @@ def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engin
     # the full run; pairs among existing records are not rescored.
     want = [row for row in edge_rows("run_5") if "a2" in (row[1], row[3])]
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+
+
+def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark):
+    from cdplake.identity.cluster_update import update_clusters
+
+    # Before a2 came, Splink clustered {a1, a3} (0.155 >= 0.1), {b1, b2} and {c1}; the pairs
+    # now are the full run's (a2's are what incremental scoring gives, test above).
+    previous = spark.createDataFrame(
+        [
+            ("people", k, f"people:{c}")
+            for k, c in [("a1", "a1"), ("a3", "a1"), ("b1", "b1"), ("b2", "b1"), ("c1", "c1")]
+        ],
+        CLUSTER_DDL,
+    )
+    keys = records(spark, PEOPLE).select("source", "record_key")
+    update = update_clusters(
+        previous,
+        keys,
+        spark.createDataFrame(edge_rows("run_6"), EDGE_DDL),
+        keys.where("record_key = 'a2'"),
+        0.1,
+        max_cluster_size=2,
+        split_thresholds=(0.5,),
+    )
+    # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's
+    # full clustering does (the test above); {b1, b2} and {c1} stay outside the scope.
+    assert [(r.record_key) for r in update.scope.orderBy("record_key").collect()] == ["a1", "a2", "a3"]
+    applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(update.clusters)
+    assertDataFrameEqual(applied, spark.createDataFrame(GUARDED_CLUSTERS, CLUSTER_DDL))
 
 
 def test_blocking_candidates_are_the_existing_records_sharing_a_key_with_the_batch(spark):
