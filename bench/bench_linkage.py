@@ -32,11 +32,13 @@ import sys
 import time
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdplake.config import load_env, load_linkage_config
 from cdplake.config.linkage import TRAINING_ENGINES
+from cdplake.identity.cluster_update import update_clusters
+from cdplake.identity.incremental import pairs_touching
 from cdplake.identity.probabilistic import (
     clusters,
     new_model_version,
@@ -45,6 +47,7 @@ from cdplake.identity.probabilistic import (
     silver_person_records,
     train_model,
 )
+from cdplake.io.delta import replace_rows
 from cdplake.io.session import build_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +65,7 @@ class Outcome:
     pairwise: tuple[float, float, float]
     cluster: tuple[float, float, float]
     score_only_s: float = 0.0  # of score_s, scoring up to the edges counted (cdplake only)
+    write_s: float = 0.0  # writing the pairs and clusters as Delta tables, after score_s (cdplake only)
 
 
 def build_lake(spark: SparkSession, customers: int, days: int, seed: int, reuse: bool = False):
@@ -140,7 +144,9 @@ def cluster_metrics(assigned: DataFrame, truth: DataFrame, actual: int) -> tuple
     return prf(tp, predicted, actual)
 
 
-def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Outcome, DataFrame, object]:
+def run_cdplake(
+    spark, records, truth, actual, cfg, checkpoint_dir, write_dir
+) -> tuple[Outcome, DataFrame, object, DataFrame]:
     started = time.monotonic()
     model = train_model(spark, records, cfg, new_model_version(), checkpoint_dir=checkpoint_dir)
     trained = time.monotonic()
@@ -153,6 +159,10 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
     ).cache()
     assigned.count()
     done = time.monotonic()
+    # What a full re-run also does, outside score_s: overwrite the pair and cluster tables.
+    edges.write.format("delta").mode("overwrite").save(f"{write_dir}/pairs")
+    assigned.write.format("delta").mode("overwrite").save(f"{write_dir}/clusters")
+    written = time.monotonic()
     uid = lambda side: F.concat_ws(":", f"source_{side}", f"record_key_{side}").alias(f"unique_id_{side}")  # noqa: E731
     links = edges.where(F.col("match_probability") >= cfg.threshold_match_probability).select(
         uid("l"), uid("r")
@@ -169,8 +179,9 @@ def run_cdplake(spark, records, truth, actual, cfg, checkpoint_dir) -> tuple[Out
             actual,
         ),
         score_only_s=scored_at - trained,
+        write_s=written - done,
     )
-    return out, edges, model
+    return out, edges, model, assigned
 
 
 def run_splink_documented(spark, records, truth, actual, checkpoint_dir) -> Outcome:
@@ -235,12 +246,17 @@ def run_splink_documented(spark, records, truth, actual, checkpoint_dir) -> Outc
     )
 
 
-def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> tuple[float, str]:
+def the_batch(records: DataFrame) -> Column:
+    """The 1% of records held back as the incremental batch."""
+    return F.abs(F.xxhash64("unique_id")) % 100 == 0
+
+
+def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> tuple[float, str, DataFrame]:
     """Score a 1% batch against the rest; compare with the full run's pairs that touch it.
 
     Timed: :func:`score_incremental` up to its edges counted (with ``incremental.engine``
-    as configured). Returns the seconds and a line to print."""
-    batch = F.abs(F.xxhash64("unique_id")) % 100 == 0
+    as configured). Returns the seconds, a line to print and the batch's edges (cached)."""
+    batch = the_batch(records)
     new, existing = records.where(batch).cache(), records.where(~batch).cache()
     n_new = new.count()
     existing.count()
@@ -265,9 +281,92 @@ def run_incremental(spark, records, model, cfg, full_edges, checkpoint_dir) -> t
     )
     for r in differing.limit(5).collect():
         print(f"  weight differs: {r.asDict()}")
+    return (
+        took,
+        (
+            f"incremental ({cfg.incremental.engine}): {n_new:,} new records (1%) scored in {took:.1f}s -> "
+            f"{n_inc:,} pairs; the full run has {touching.count():,} pairs touching them, {same:,} with the same weight"
+        ),
+        inc,
+    )
+
+
+@dataclasses.dataclass
+class ClusterBaseline:
+    """The lake before the batch: the other 99%'s pairs and clusters (built once, untimed)."""
+
+    pairs: DataFrame
+    clusters: DataFrame
+
+
+def cluster_baseline(records: DataFrame, full_edges: DataFrame, cfg) -> ClusterBaseline:
+    """Pairs of the full run not touching the batch, and their clustering (cdplake's update
+    with every record touched, i.e. a full clustering; the update's result is checked against
+    Splink's full clustering, so a wrong baseline would show)."""
+    keys = records.where(~the_batch(records)).select("source", "record_key").cache()
+    pairs = pairs_touching(full_edges, records.where(the_batch(records)).select("source", "record_key"))
+    before = full_edges.join(
+        pairs, ["source_l", "record_key_l", "source_r", "record_key_r"], "left_anti"
+    ).cache()
+    clustered = update_clusters(
+        keys.limit(0).withColumn("cluster_id", F.lit(None).cast("string")),
+        keys,
+        before,
+        keys,
+        cfg.threshold_match_probability,
+        max_cluster_size=cfg.max_cluster_size,
+        split_thresholds=cfg.split_thresholds,
+        max_rounds=3,
+    ).clusters.cache()
+    clustered.count()
+    return ClusterBaseline(pairs=before, clusters=clustered)
+
+
+def run_cluster_update(spark, env, records, inc_edges, baseline: ClusterBaseline, assigned, cfg, rep: int):
+    """Apply the batch to a copy of the lake before it: MERGE its pairs into the pair table,
+    update the clusters (:func:`update_clusters`) and MERGE them into the cluster table.
+
+    Timed: those three steps. Returns the seconds and a line to print, which also says how
+    many records' clusters differ from Splink's full clustering of every record (0 = equal)."""
+    root = f"{env.storage.root}/bench_cluster_update/{rep}"
+    shutil.rmtree(root, ignore_errors=True)
+    pairs_path, clusters_path = f"{root}/pairs", f"{root}/clusters"
+    baseline.pairs.write.format("delta").save(pairs_path)
+    baseline.clusters.write.format("delta").save(clusters_path)
+    touched = records.where(the_batch(records)).select("source", "record_key").cache()
+    touched.count()
+    record = ["source", "record_key"]
+    started = time.monotonic()
+    old_pairs = spark.read.format("delta").load(pairs_path)
+    replace_rows(
+        inc_edges.select(*old_pairs.columns),
+        pairs_touching(old_pairs, touched),
+        pairs_path,
+        ["source_l", "record_key_l", "source_r", "record_key_r"],
+    )
+    merged_pairs = time.monotonic()
+    previous = spark.read.format("delta").load(clusters_path)
+    update = update_clusters(
+        previous,
+        records.select(*record),
+        spark.read.format("delta").load(pairs_path),
+        touched,
+        cfg.threshold_match_probability,
+        max_cluster_size=cfg.max_cluster_size,
+        split_thresholds=cfg.split_thresholds,
+    )
+    new_rows = update.clusters.localCheckpoint(eager=True)
+    replace_rows(new_rows, previous.join(update.scope, record, "left_semi"), clusters_path, record)
+    took = time.monotonic() - started
+    final = spark.read.format("delta").load(clusters_path)
+    full = assigned.select(*record, F.col("cluster_id").alias("full_id"))
+    differing = final.join(full, record, "full_outer").where(
+        ~F.col("cluster_id").eqNullSafe(F.col("full_id"))
+    )
     return took, (
-        f"incremental ({cfg.incremental.engine}): {n_new:,} new records (1%) scored in {took:.1f}s -> "
-        f"{n_inc:,} pairs; the full run has {touching.count():,} pairs touching them, {same:,} with the same weight"
+        f"cluster update: {update.scope.count():,} records in scope ({update.rounds} rounds), "
+        f"{took:.1f}s (pairs MERGE {merged_pairs - started:.1f}s, clusters {time.monotonic() - merged_pairs:.1f}s); "
+        f"records whose cluster differs from the full clustering: {differing.count():,}"
     )
 
 
@@ -361,8 +460,14 @@ def main() -> None:
                     run_cfg = dataclasses.replace(
                         cfg, training=dataclasses.replace(cfg.training, engine=engine)
                     )
-                    outcome, edges, model = run_cdplake(
-                        spark, records, truth, actual, run_cfg, checkpoint_dir
+                    outcome, edges, model, assigned = run_cdplake(
+                        spark,
+                        records,
+                        truth,
+                        actual,
+                        run_cfg,
+                        checkpoint_dir,
+                        f"{env.storage.root}/bench_full",
                     )
                 runs.setdefault(outcome.name, []).append(outcome)
                 print(f"  rep {rep + 1}: {row(outcome)}", file=sys.stderr)
@@ -376,13 +481,17 @@ def main() -> None:
             ours = [o for name, o in runs.items() if name.startswith("cdplake")][0]
             full_rerun = statistics.median(o.score_s for o in ours)
             full_score = statistics.median(o.score_only_s for o in ours)
+            full_write = statistics.median(o.write_s for o in ours)
+            baseline = None
             for engine in args.incremental_engines or [cfg.incremental.engine]:
                 inc_cfg = dataclasses.replace(
                     cfg, incremental=dataclasses.replace(cfg.incremental, engine=engine)
                 )
                 timings = []
                 for _ in range(args.reps):
-                    took, line = run_incremental(spark, records, model, inc_cfg, edges, checkpoint_dir)
+                    took, line, inc_edges = run_incremental(
+                        spark, records, model, inc_cfg, edges, checkpoint_dir
+                    )
                     timings.append(took)
                     print("\n" + line)
                 median = statistics.median(timings)
@@ -390,6 +499,22 @@ def main() -> None:
                     f"incremental ({engine}) median {median:.1f}s vs a full re-run's scoring {full_score:.1f}s "
                     f"({full_score / median:.1f}x) and its score + cluster {full_rerun:.1f}s "
                     f"({full_rerun / median:.1f}x)"
+                )
+                if baseline is None:
+                    baseline = cluster_baseline(records, edges, cfg)
+                updates = []
+                for rep in range(args.reps):
+                    took, line = run_cluster_update(
+                        spark, env, records, inc_edges, baseline, assigned, cfg, rep
+                    )
+                    updates.append(took)
+                    print(line)
+                both = median + statistics.median(updates)
+                print(
+                    f"incremental ({engine}) score + cluster update, MERGEs included: {median:.1f}s + "
+                    f"{statistics.median(updates):.1f}s = {both:.1f}s vs a full re-run's score + cluster "
+                    f"{full_rerun:.1f}s ({full_rerun / both:.1f}x), {full_rerun + full_write:.1f}s with its "
+                    f"pair and cluster tables written ({(full_rerun + full_write) / both:.1f}x)"
                 )
         if not (args.keep or args.reuse):
             shutil.rmtree(env.storage.root, ignore_errors=True)

@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="delta")
     parser.add_argument("--model", default=None, help="a saved model JSON to apply instead of training")
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="score and re-cluster only the records new or changed since the last run into --output",
+    )
     args = parser.parse_args(argv)
     env = load_from_args(args)
     cfg = load_linkage_config(args.settings)
@@ -42,7 +47,14 @@ def main(argv: list[str] | None = None) -> None:
         output_fmt=args.output_format,
         model_path=args.model,
         run_id=args.run_id or new_run_id(),
+        incremental=args.incremental,
     )
+    if res.mode == "incremental":
+        print(
+            f"incremental: {res.batch_records:,} new or changed records, {res.scope_records:,} re-clustered"
+        )
+    elif res.reason:
+        print(f"ran in full: {res.reason}")
     print(
         f"{res.records:,} records, {res.candidate_pairs:,} candidate pairs scored, "
         f"{res.pairs_written:,} pairs written ({res.links:,} links), {res.clusters:,} clusters, "

@@ -354,7 +354,7 @@ def test_score_job_writes_the_probabilistic_edges_contract(spark, lake_env):
     assertDataFrameEqual(got, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
 
 
-def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
+def test_link_records_on_a_csv_writes_pairs_and_clusters_then_merges_a_batch(spark, tmp_path):
     from cdplake.identity.record_linking import link_records
 
     src = tmp_path / "people.csv"
@@ -383,6 +383,43 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters(spark, tmp_path):
     by_key = {r["record_key"]: r["cluster_id"] for r in clusters.collect()}
     assert sorted(by_key) == ["a1", "a2", "a3", "b1", "b2", "c1"]
     assert by_key["a1"] == by_key["a2"] and len(set(by_key.values())) == 5
+
+    # Incremental: a4 (a fourth Anna, same email) arrives, c1 leaves. Only a4 is scored and
+    # only what it links to is re-clustered; the old pairs keep their run id.
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "first_name", "email", "notes"])
+        w.writerows([[k, n, e or "", "x"] for k, n, e in [*PEOPLE[:5], ("a4", "Anna", "anna@x.com")]])
+    run = dict(id_column="id", model_path=str(model_file), run_id="run_5", incremental=True)
+    inc = link_records(spark, str(src), CFG, str(tmp_path / "out"), **run)
+    # scope: a4, c1 (gone), a1 and a2 (a4's links at 0.936); a3 (0.155) and Ben are not touched
+    assert (inc.mode, inc.batch_records, inc.scope_records) == ("incremental", 1, 4)
+    assert (inc.records, inc.candidate_pairs, inc.pairs_written, inc.links, inc.clusters) == (6, 0, 7, 3, 4)
+    both, name_only = expected(9 * 80), expected(9)
+    new_pairs = [("a1", "a4", both), ("a2", "a4", both), ("a3", "a4", name_only)]
+    want = edge_rows("run_4", "linkage_csv") + [
+        ("people", a, "people", b, w, p, "linkage_csv", "run_5") for a, b, (w, p) in new_pairs
+    ]
+    pairs = spark.read.format("delta").load(str(tmp_path / "out/pairs"))
+    assertDataFrameEqual(pairs, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
+    # the clusters a full run gives: {a1, a2, a4} at 0.9, everyone else alone
+    clustered = [("a1", "a1"), ("a2", "a1"), ("a4", "a1"), ("a3", "a3"), ("b1", "b1"), ("b2", "b2")]
+    assertDataFrameEqual(
+        spark.read.format("delta").load(str(tmp_path / "out/clusters")),
+        spark.createDataFrame(
+            [(k, f"people:{c}", f"people:{c}") for k, c in clustered],
+            "record_key STRING, cluster_id STRING, component_id STRING",
+        ),
+    )
+    again = link_records(spark, str(src), CFG, str(tmp_path / "out"), **run)  # nothing new: nothing done
+    assert (again.mode, again.batch_records, again.scope_records, again.pairs_written) == (
+        "incremental",
+        0,
+        0,
+        7,
+    )
+    with pytest.raises(ValueError, match="must be delta"):
+        link_records(spark, str(src), CFG, str(tmp_path / "out2"), output_fmt="parquet", **run)
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
@@ -422,7 +459,9 @@ def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark):
     # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's
     # full clustering does (the test above); {b1, b2} and {c1} stay outside the scope.
     assert [(r.record_key) for r in update.scope.orderBy("record_key").collect()] == ["a1", "a2", "a3"]
-    applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(update.clusters)
+    applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(
+        update.clusters.drop("component_id")
+    )
     assertDataFrameEqual(applied, spark.createDataFrame(GUARDED_CLUSTERS, CLUSTER_DDL))
 
 

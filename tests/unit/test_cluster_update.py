@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.identity.cluster_update import ClusterScopeNotClosed, update_clusters
 
 CLUSTER_DDL = "source STRING, record_key STRING, cluster_id STRING"
+WITH_COMPONENT_DDL = CLUSTER_DDL + ", component_id STRING"
 RECORD_DDL = "source STRING, record_key STRING"
 PAIR_DDL = (
     "source_l STRING, record_key_l STRING, source_r STRING, record_key_r STRING, match_probability DOUBLE"
@@ -55,21 +57,23 @@ def test_a_batch_reclusters_only_the_clusters_it_touches(spark):
         frame(spark, TOUCHED, RECORD_DDL, 1),
         0.9,
     )
-    # Round 1 adds the old clusters of n1, a5, a6 (a4) and n1's partners (a2, a3); round 2
-    # adds a2's old cluster (a1); round 3 adds nothing. {a7, a8} stays out.
-    assert update.rounds == 3
+    # One round: n1, a5, a6, n1's links a2 and a3, and the old clusters of those (a1, a4);
+    # no link leaves that scope. {a7, a8} stays out.
+    assert update.rounds == 1
     assertDataFrameEqual(
         update.scope, frame(spark, ["a1", "a2", "a3", "a4", "a5", "a6", "n1"], RECORD_DDL, 1)
     )
     # n1 joins {a1, a2} and {a3} (smallest id: a1); {a4, a5} splits; a6 has no row any more.
     want = [("a1", "p:a1"), ("a2", "p:a1"), ("a3", "p:a1"), ("n1", "p:a1"), ("a4", "p:a4"), ("a5", "p:a5")]
-    assertDataFrameEqual(update.clusters, frame(spark, want, CLUSTER_DDL, 2))
+    assertDataFrameEqual(update.clusters.drop("component_id"), frame(spark, want, CLUSTER_DDL, 2))
     # Replacing the scope's old rows gives the clustering of every record now.
-    applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(update.clusters)
+    applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(
+        update.clusters.drop("component_id")
+    )
     assertDataFrameEqual(applied, frame(spark, [*want, ("a7", "p:a7"), ("a8", "p:a7")], CLUSTER_DDL, 2))
 
 
-def test_the_over_merge_guard_applies_inside_the_scope_and_the_search_is_bounded(spark):
+def test_the_over_merge_guard_applies_inside_the_scope_and_split_clusters_are_crossed(spark):
     previous = frame(spark, PREVIOUS, CLUSTER_DDL, 2)
     args = (
         previous,
@@ -80,15 +84,31 @@ def test_the_over_merge_guard_applies_inside_the_scope_and_the_search_is_bounded
     )
     # {a1, a2, a3, n1} has 4 records, over 3: at 0.94 it splits into a1-a2 (0.95) and
     # a3-n1 (0.96), "1:" naming the first stricter cut; the others fit and keep their ids.
+    # component_id keeps the component each part came from.
     update = update_clusters(*args, max_cluster_size=3, split_thresholds=(0.94,))
     want = [
-        ("a1", "1:p:a1"),
-        ("a2", "1:p:a1"),
-        ("a3", "1:p:a3"),
-        ("n1", "1:p:a3"),
-        ("a4", "p:a4"),
-        ("a5", "p:a5"),
+        ("a1", "1:p:a1", "p:a1"),
+        ("a2", "1:p:a1", "p:a1"),
+        ("a3", "1:p:a3", "p:a1"),
+        ("n1", "1:p:a3", "p:a1"),
+        ("a4", "p:a4", "p:a4"),
+        ("a5", "p:a5", "p:a5"),
     ]
-    assertDataFrameEqual(update.clusters, frame(spark, want, CLUSTER_DDL, 2))
-    with pytest.raises(ClusterScopeNotClosed, match="after 2 rounds"):
-        update_clusters(*args, max_rounds=2)
+    assertDataFrameEqual(update.clusters, frame(spark, want, WITH_COMPONENT_DDL, 3))
+
+    # A cluster the guard split before: a7-a9 (0.999) in one part, a10, linked to a9 at 0.99,
+    # in another. Touching a7 reaches a9 in round 1 and a10, across the split, in round 2.
+    split_before = frame(spark, [("a7", "1:p:a7"), ("a9", "1:p:a7"), ("a10", "1:p:a10")], CLUSTER_DDL, 2)
+    chain = spark.createDataFrame([("p", "a7", "p", "a9", 0.999), ("p", "a9", "p", "a10", 0.99)], PAIR_DDL)
+    keys, touched = frame(spark, ["a7", "a9", "a10"], RECORD_DDL, 1), frame(spark, ["a7"], RECORD_DDL, 1)
+    update = update_clusters(split_before, keys, chain, touched, 0.9)
+    assert update.rounds == 2
+    joined = frame(spark, [(k, "p:a10", "p:a10") for k in ("a7", "a9", "a10")], WITH_COMPONENT_DDL, 3)
+    assertDataFrameEqual(update.clusters, joined)
+    with pytest.raises(ClusterScopeNotClosed, match="after 1 rounds"):
+        update_clusters(split_before, keys, chain, touched, 0.9, max_rounds=1)
+    # Knowing the parts' component (p:a10), one round reaches all of it.
+    with_component = split_before.withColumn("component_id", F.lit("p:a10"))
+    update = update_clusters(with_component, keys, chain, touched, 0.9, max_rounds=1)
+    assert update.rounds == 1
+    assertDataFrameEqual(update.clusters, joined)

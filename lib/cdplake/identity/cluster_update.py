@@ -37,7 +37,8 @@ class ClusterUpdate:
     Attributes:
         scope: ``source, record_key`` of every record whose row of the old clustering is
             replaced (it includes records that are gone).
-        clusters: ``source, record_key, cluster_id`` of the scope's records that exist now.
+        clusters: ``source, record_key, cluster_id, component_id`` of the scope's records
+            that exist now (``component_id``: the connected component before the guard).
         rounds: rounds the scope search took.
     """
 
@@ -59,13 +60,19 @@ def _ends(pairs: DataFrame) -> DataFrame:
 def cluster_scope(
     previous: DataFrame, links: DataFrame, touched: DataFrame, *, max_rounds: int = 10
 ) -> tuple[DataFrame, int]:
-    """The records whose cluster may change: ``touched``, closed under clusters and links.
+    """The records whose cluster may change: ``touched``, closed under old clusters and links.
 
-    Each round adds every record of an old cluster holding a scope record and every record a
-    link joins to a scope record; the search stops in the first round that adds nothing.
+    The first round takes the touched records, the records a link joins to them, and every
+    record of the old groups of those. With a ``component_id`` column in ``previous`` (the
+    connected component each cluster lies in) the groups are components, and that is closed
+    already: a link between two untouched records lies inside one old component, and every
+    other link touches a touched record. Without it the groups are clusters, which the
+    over-merge guard may have split out of one component, so each later round adds the far
+    end of every link that leaves the scope, with its old cluster, until none does.
 
     Args:
-        previous: ``source, record_key, cluster_id`` of the old clustering.
+        previous: ``source, record_key, cluster_id`` (and optionally ``component_id``) of
+            the old clustering.
         links: ``source_l, record_key_l, source_r, record_key_r`` pairs at or above the
             threshold now.
         touched: ``source, record_key`` of the records new, changed or gone.
@@ -77,21 +84,25 @@ def cluster_scope(
     Raises:
         ClusterScopeNotClosed: still growing after ``max_rounds``.
     """
-    scope = touched.select(*RECORD).distinct().localCheckpoint(eager=True)
-    size = scope.count()
+    by_component = "component_id" in previous.columns
+    group = "component_id" if by_component else "cluster_id"
+    touched = touched.select(*RECORD).distinct()
+    reached = touched.unionByName(_ends(pairs_touching(links, touched))).distinct()
     for round_no in range(1, max_rounds + 1):
-        hit = previous.join(scope, RECORD, "left_semi").select("cluster_id").distinct()
-        grown = (
-            scope.unionByName(previous.join(hit, "cluster_id", "left_semi").select(*RECORD))
-            .unionByName(_ends(pairs_touching(links, scope)))
+        hit = previous.join(reached, RECORD, "left_semi").select(group).distinct()
+        scope = (
+            reached.unionByName(previous.join(hit, group, "left_semi").select(*RECORD))
             .distinct()
             .localCheckpoint(eager=True)
         )
-        grown_size = grown.count()
-        scope = grown
-        if grown_size == size:
+        if by_component:
             return scope, round_no
-        size = grown_size
+        # Links with one end in the scope: their far ends outside it, if any.
+        outside = _ends(pairs_touching(links, scope)).join(scope, RECORD, "left_anti").distinct()
+        outside = outside.localCheckpoint(eager=True)
+        if outside.isEmpty():
+            return scope, round_no
+        reached = scope.unionByName(outside)
     raise ClusterScopeNotClosed(
         f"the records a batch can re-cluster still grew after {max_rounds} rounds: cluster every record"
     )
@@ -112,7 +123,8 @@ def update_clusters(
     """Re-cluster only what a batch of new, changed or vanished records can change.
 
     Args:
-        previous: ``source, record_key, cluster_id`` of the old clustering (every record then).
+        previous: ``source, record_key, cluster_id`` of the old clustering (every record
+            then), with ``component_id`` when the old clustering kept it (one scope round).
         records: ``source, record_key`` of every record now.
         pairs: ``source_l, record_key_l, source_r, record_key_r, match_probability``: the
             scored pairs now, the batch's pairs merged in (below the threshold allowed).
@@ -139,10 +151,17 @@ def update_clusters(
         max_iterations=graph.max_iterations,
         checkpoint_every=graph.checkpoint_every,
     )
-    cut = members.join(components.withColumnRenamed("node", UNIQUE_ID), UNIQUE_ID).select(
-        UNIQUE_ID, *RECORD, F.col("component").alias("cluster_id")
+    cut = (
+        members.join(components.withColumnRenamed("node", UNIQUE_ID), UNIQUE_ID)
+        .select(UNIQUE_ID, *RECORD, F.col("component").alias("cluster_id"))
+        .localCheckpoint(eager=True)
     )
-    if max_cluster_size and split_thresholds:
+    too_large = (
+        max_cluster_size
+        and split_thresholds
+        and not cut.groupBy("cluster_id").count().where(F.col("count") > max_cluster_size).isEmpty()
+    )
+    if too_large:
         scored = inside.select(
             _uid("source_l", "record_key_l").alias(f"{UNIQUE_ID}_l"),
             _uid("source_r", "record_key_r").alias(f"{UNIQUE_ID}_r"),
@@ -150,5 +169,7 @@ def update_clusters(
         )
         clustered = split_too_large(cut, scored, max_cluster_size, split_thresholds)
     else:
-        clustered = cut.drop(UNIQUE_ID)
-    return ClusterUpdate(scope=scope, clusters=clustered.select(*RECORD, "cluster_id"), rounds=rounds)
+        clustered = cut.drop(UNIQUE_ID).withColumn("component_id", F.col("cluster_id"))
+    return ClusterUpdate(
+        scope=scope, clusters=clustered.select(*RECORD, "cluster_id", "component_id"), rounds=rounds
+    )

@@ -804,6 +804,8 @@ def clusters(
     threshold: float,
     max_cluster_size: int = 0,
     split_thresholds: tuple[float, ...] = (),
+    *,
+    with_component: bool = False,
 ) -> DataFrame:
     """Connected components of the pairs at or above ``threshold``: every record, one cluster.
 
@@ -816,7 +818,10 @@ def clusters(
     threshold, without a Spark connected-components run per threshold.
 
     Returns:
-        ``source, record_key, cluster_id`` (a singleton record is its own cluster).
+        ``source, record_key, cluster_id`` (a singleton record is its own cluster); with
+        ``with_component``, also ``component_id``: the connected component at ``threshold``
+        the cluster lies in (the cluster itself unless the guard split it), which lets
+        :func:`cdplake.identity.cluster_update.update_clusters` find its scope in one pass.
     """
     first = scored.linker.clustering.cluster_pairwise_predictions_at_threshold(
         scored.predictions, threshold_match_probability=threshold
@@ -825,11 +830,13 @@ def clusters(
         UNIQUE_ID, "source", "record_key", F.col("cluster_id").cast("string")
     )
     if not max_cluster_size or not split_thresholds:
-        return cut.drop(UNIQUE_ID)
-    pairs = scored.predictions.as_spark_dataframe().select(
-        f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", F.col("match_probability").cast("double")
-    )
-    return split_too_large(cut, pairs, max_cluster_size, split_thresholds)
+        out = cut.drop(UNIQUE_ID).withColumn("component_id", F.col("cluster_id"))
+    else:
+        pairs = scored.predictions.as_spark_dataframe().select(
+            f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", F.col("match_probability").cast("double")
+        )
+        out = split_too_large(cut, pairs, max_cluster_size, split_thresholds)
+    return out if with_component else out.drop("component_id")
 
 
 def split_too_large(
@@ -844,10 +851,10 @@ def split_too_large(
         split_thresholds: stricter thresholds, loosest first.
 
     Returns:
-        ``source, record_key, cluster_id``: a record of a cluster that fits keeps it; the
-        others get ``<i>:<smallest unique_id of their cluster>`` at the first stricter
-        threshold ``i`` (1-based) where it has at most ``max_cluster_size`` records, or at
-        the strictest.
+        ``source, record_key, cluster_id, component_id``: a record of a cluster that fits
+        keeps it; the others get ``<i>:<smallest unique_id of their cluster>`` at the first
+        stricter threshold ``i`` (1-based) where it has at most ``max_cluster_size``
+        records, or at the strictest. ``component_id`` is the cluster of ``cut``.
     """
     from pyspark.sql import Window
     from pyspark.sql.types import StringType, StructField, StructType
@@ -877,11 +884,14 @@ def split_too_large(
         return _split_one_cluster(group, max_cluster_size, thresholds)
 
     resplit = rows.groupBy("_group").applyInPandas(split, schema=schema)
-    kept = sized.where(F.col("_size") <= max_cluster_size).select("source", "record_key", "cluster_id")
+    kept = sized.where(F.col("_size") <= max_cluster_size).select(
+        "source", "record_key", "cluster_id", F.col("cluster_id").alias("component_id")
+    )
     return kept.unionByName(
-        resplit.join(big.select(UNIQUE_ID, "source", "record_key"), UNIQUE_ID).select(
-            "source", "record_key", "cluster_id"
-        )
+        resplit.join(
+            big.select(UNIQUE_ID, "source", "record_key", F.col("cluster_id").alias("component_id")),
+            UNIQUE_ID,
+        ).select("source", "record_key", "cluster_id", "component_id")
     )
 
 

@@ -3,6 +3,11 @@
 Point it at a CSV, Parquet or Delta table and a linkage settings file (the same format as
 ``conf/linkage.yaml``); it trains a model on that table (or applies a saved one), refuses to
 run over the candidate-pair budget, and writes scored pairs, clusters and the model.
+
+Run again with ``incremental=True`` on the grown table (Delta output), it scores only the
+records that are new or changed since the last run, against the others and among themselves,
+and MERGEs their pairs and the clusters they can change (:mod:`cdplake.identity.cluster_update`)
+into the output: the same pairs and clusters a full run with the same model would write.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.config.linkage import LinkageConfig
+from cdplake.identity.cluster_update import update_clusters
+from cdplake.identity.incremental import pairs_touching
 from cdplake.identity.linkage_settings import UNIQUE_ID
 from cdplake.identity.probabilistic import (
     LinkageModel,
@@ -24,8 +31,10 @@ from cdplake.identity.probabilistic import (
     clusters,
     new_model_version,
     score,
+    score_incremental,
     train_model,
 )
+from cdplake.io.delta import replace_rows, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -103,7 +112,19 @@ def prepare_records(df: DataFrame, cfg: LinkageConfig, id_column: str, source: s
 
 @dataclass(frozen=True)
 class LinkResult:
-    """What one ``link_records`` run did."""
+    """What one ``link_records`` run did.
+
+    Attributes:
+        records: input records.
+        candidate_pairs: pairs the blocking rules gave (full runs; 0 when incremental).
+        pairs_written, links, clusters: what the output holds after the run.
+        model_version: the model scored with.
+        output: the output folder.
+        mode: ``full`` or ``incremental``.
+        reason: why a run asked to be incremental ran in full (empty otherwise).
+        batch_records: records new or changed since the last run (incremental runs).
+        scope_records: records whose cluster was recomputed (incremental runs).
+    """
 
     records: int
     candidate_pairs: int
@@ -112,6 +133,23 @@ class LinkResult:
     clusters: int
     model_version: str
     output: str
+    mode: str = "full"
+    reason: str = ""
+    batch_records: int = 0
+    scope_records: int = 0
+
+
+# What an incremental run compares with: one row per input record as last scored.
+FINGERPRINTS = "records"
+PAIR_KEY = ["source_l", "record_key_l", "source_r", "record_key_r"]
+
+
+def fingerprints(records: DataFrame, cfg: LinkageConfig, model_version: str) -> DataFrame:
+    """``record_key, fingerprint, model_version``: SHA-256 of each record's compared columns."""
+    compared = F.to_json(F.struct(*[F.col(c) for c in cfg.columns]))
+    return records.select(
+        "record_key", F.sha2(compared, 256).alias("fingerprint"), F.lit(model_version).alias("model_version")
+    )
 
 
 def _write(df: DataFrame, path: str, fmt: str) -> None:
@@ -133,13 +171,20 @@ def link_records(
     output_fmt: str = "delta",
     model_path: str | None = None,
     run_id: str = "link_records",
+    incremental: bool = False,
 ) -> LinkResult:
     """Train (or load) a model, score the input's candidate pairs and cluster them.
 
     Writes ``<output>/pairs`` (``source_l, record_key_l, source_r, record_key_r,
     match_weight, match_probability, model_version, run_id``; pairs below
     ``min_match_probability_written`` are left out), ``<output>/clusters`` (``record_key,
-    cluster_id``, every input record) and ``<output>/model.json``.
+    cluster_id, component_id``, every input record; ``component_id`` is the connected
+    component the over-merge guard split the cluster from, else the cluster itself), ``<output>/model.json`` and, for Delta output,
+    ``<output>/records`` (a fingerprint of each record's compared columns).
+
+    An incremental run (Delta output only) applies the model of the last run (or
+    ``model_path`` when its version is the same) to the records new or changed since then and
+    MERGEs; it runs in full when the output lacks a table or the model version differs.
 
     Args:
         spark: the session.
@@ -152,6 +197,7 @@ def link_records(
         model_path: a saved model JSON to apply instead of training one; its file name
             (without ``.json``) is the model version stamped on the pairs.
         run_id: stamped on every pair.
+        incremental: score and cluster only what changed since the last run into ``output``.
 
     Raises:
         CandidatePairBudgetExceeded: the blocking rules would give more pairs than the budget.
@@ -159,21 +205,38 @@ def link_records(
     """
     if output_fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
+    if incremental and output_fmt != "delta":
+        raise ValueError(
+            f"an incremental run MERGEs into Delta tables: output format must be delta, got {output_fmt!r}"
+        )
     source = Path(input_path.rstrip("/")).stem or "input"
     records = prepare_records(read_records(spark, input_path, input_fmt), cfg, id_column, source).cache()
     n_records = records.count()
-    if model_path:
-        settings = json.loads(_read_text(spark, model_path))
-        model = LinkageModel(version=Path(model_path).stem, settings=settings)
-    else:
-        model = train_model(spark, records, cfg, new_model_version())
-    scored = score(spark, records, model, cfg, run_id)
-    _write(scored.edges, f"{output}/pairs", output_fmt)
-    clustered = clusters(
-        scored, cfg.threshold_match_probability, cfg.max_cluster_size, cfg.split_thresholds
-    ).select("record_key", "cluster_id")
-    _write(clustered, f"{output}/clusters", output_fmt)
-    _write_text(spark, f"{output}/model.json", json.dumps(dict(model.settings), indent=2, sort_keys=True))
+    model = _saved_model(spark, model_path) if model_path else None
+    mode, reason, batch, scope, candidates = "full", "", 0, 0, 0
+    if incremental:
+        previous, reason = _previous_run(spark, output, model)
+        if previous is not None:
+            model = previous
+            mode = "incremental"
+            batch, scope = _link_batch(spark, records, model, cfg, output, run_id)
+    if mode == "full":
+        if model is None:
+            model = train_model(spark, records, cfg, new_model_version())
+        scored = score(spark, records, model, cfg, run_id)
+        _write(scored.edges, f"{output}/pairs", output_fmt)
+        clustered = clusters(
+            scored,
+            cfg.threshold_match_probability,
+            cfg.max_cluster_size,
+            cfg.split_thresholds,
+            with_component=True,
+        ).select("record_key", "cluster_id", "component_id")
+        _write(clustered, f"{output}/clusters", output_fmt)
+        _write_text(spark, f"{output}/model.json", json.dumps(dict(model.settings), indent=2, sort_keys=True))
+        if output_fmt == "delta":
+            _write(fingerprints(records, cfg, model.version), f"{output}/{FINGERPRINTS}", "delta")
+        candidates = scored.candidate_pairs
     pairs = (
         spark.read.format("csv" if output_fmt == "csv" else output_fmt)
         .option("header", True)
@@ -189,10 +252,98 @@ def link_records(
     records.unpersist()
     return LinkResult(
         records=n_records,
-        candidate_pairs=scored.candidate_pairs,
+        candidate_pairs=candidates,
         pairs_written=pairs.count(),
         links=links,
         clusters=n_clusters,
         model_version=model.version,
         output=output,
+        mode=mode,
+        reason=reason,
+        batch_records=batch,
+        scope_records=scope,
     )
+
+
+def _saved_model(spark: SparkSession, path: str) -> LinkageModel:
+    return LinkageModel(version=Path(path).stem, settings=json.loads(_read_text(spark, path)))
+
+
+def _previous_run(
+    spark: SparkSession, output: str, model: LinkageModel | None
+) -> tuple[LinkageModel | None, str]:
+    """The model of the last run into ``output`` if an incremental run can go on from it, else why not."""
+    if not all(table_exists(spark, f"{output}/{name}") for name in ("pairs", "clusters", FINGERPRINTS)):
+        return None, "no_previous_run"
+    versions = [
+        r[0]
+        for r in spark.read.format("delta")
+        .load(f"{output}/{FINGERPRINTS}")
+        .select("model_version")
+        .distinct()
+        .collect()
+    ]
+    if len(versions) != 1:
+        return None, "no_previous_run"
+    if model is not None and model.version != versions[0]:
+        return None, "model_changed"
+    if model is None:
+        settings = json.loads(_read_text(spark, f"{output}/model.json"))
+        model = LinkageModel(version=versions[0], settings=settings)
+    return model, ""
+
+
+def _link_batch(
+    spark: SparkSession, records: DataFrame, model: LinkageModel, cfg: LinkageConfig, output: str, run_id: str
+) -> tuple[int, int]:
+    """Score the new and changed records, MERGE their pairs and the clusters they change.
+
+    Returns:
+        ``(records new or changed, records re-clustered)``.
+    """
+    paths = {name: f"{output}/{name}" for name in ("pairs", "clusters", FINGERPRINTS)}
+    before = spark.read.format("delta").load(paths[FINGERPRINTS])
+    now = fingerprints(records, cfg, model.version)
+    changed = now.subtract(before.select(*now.columns)).select("record_key")
+    gone = before.select("record_key").subtract(now.select("record_key"))
+    source = records.select("source").limit(1)
+    touched = (
+        changed.unionByName(gone)
+        .distinct()
+        .crossJoin(source)
+        .select("source", "record_key")
+        .localCheckpoint(eager=True)
+    )
+    if touched.isEmpty():
+        return 0, 0
+    new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
+    n_new = new.count()
+    old_pairs = spark.read.format("delta").load(paths["pairs"])
+    if n_new:
+        existing = records.join(changed, "record_key", "left_anti")
+        edges = score_incremental(spark, existing, new, model, cfg, run_id).localCheckpoint(eager=True)
+    else:  # records only vanished
+        edges = spark.createDataFrame([], old_pairs.schema)
+    replace_rows(
+        edges.select(*old_pairs.columns), pairs_touching(old_pairs, touched), paths["pairs"], PAIR_KEY
+    )
+    old_clusters = spark.read.format("delta").load(paths["clusters"])
+    update = update_clusters(
+        old_clusters.crossJoin(source).select("source", "record_key", "cluster_id", "component_id"),
+        records.select("source", "record_key"),
+        spark.read.format("delta").load(paths["pairs"]),
+        touched,
+        cfg.threshold_match_probability,
+        max_cluster_size=cfg.max_cluster_size,
+        split_thresholds=cfg.split_thresholds,
+    )
+    rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
+    scope = update.scope.select("record_key")
+    replace_rows(rows, old_clusters.join(scope, "record_key", "left_semi"), paths["clusters"], ["record_key"])
+    replace_rows(
+        now.join(changed, "record_key", "left_semi"),
+        before.join(touched.select("record_key"), "record_key", "left_semi"),
+        paths[FINGERPRINTS],
+        ["record_key"],
+    )
+    return n_new, scope.count()
