@@ -16,7 +16,10 @@ Both are scored against the generator's answer key (``ground_truth/records.csv``
 pairwise precision / recall / F1 of the links at the threshold, the same for clusters (every
 pair of records in one cluster counts as a link), candidate pairs scored, and wall time.
 ``--incremental`` also scores a 1% batch of records against the other 99% and compares with
-the full run (``--incremental-engines duckdb spark`` times both engines). ``--reps N`` repeats
+the full run (``--incremental-engines duckdb spark`` times both engines), then applies the
+batch to a copy of the lake before it: its pairs MERGEd into the pair table, the clusters it
+can change updated (:func:`cdplake.identity.cluster_update.update_clusters`) and MERGEd into
+the cluster table, timed together and checked against Splink's full clustering of every record. ``--reps N`` repeats
 the runs, cdplake and Splink taking turns going first, and prints the median run. The generator gives about 2.4 person records per customer (0.55 CRM contacts,
 1.05 orders, 0.8 identify calls at 30 days); the exact count is printed per scale.
 """
