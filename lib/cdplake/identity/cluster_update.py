@@ -7,7 +7,7 @@ cluster, so when a batch of records is new, changed or gone, only the clusters t
 were in, or now link to, can change. :func:`update_clusters` finds that scope, closes it under
 the pairs (a pair never crosses its edge), clusters the scope alone with the same rules and
 returns its rows: replacing the scope's rows of the old clustering by them gives the full
-clustering of the new pairs (``tests/integration/test_cluster_update.py`` compares the two).
+clustering of the new pairs (``tests/integration/test_linkage.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from cdplake.config.identity import GraphSettings
 from cdplake.identity.graph import connected_components
-from cdplake.identity.incremental import pairs_touching
+from cdplake.identity.incremental import _both_sides, pairs_touching
 from cdplake.identity.linkage_settings import UNIQUE_ID
 
 RECORD = ["source", "record_key"]
@@ -49,12 +49,6 @@ class ClusterUpdate:
 
 def _uid(source: str, key: str) -> F.Column:
     return F.concat_ws(":", F.col(source), F.col(key))
-
-
-def _ends(pairs: DataFrame) -> DataFrame:
-    left = pairs.select(F.col("source_l").alias("source"), F.col("record_key_l").alias("record_key"))
-    right = pairs.select(F.col("source_r").alias("source"), F.col("record_key_r").alias("record_key"))
-    return left.unionByName(right)
 
 
 def cluster_scope(
@@ -87,7 +81,7 @@ def cluster_scope(
     by_component = "component_id" in previous.columns
     group = "component_id" if by_component else "cluster_id"
     touched = touched.select(*RECORD).distinct()
-    reached = touched.unionByName(_ends(pairs_touching(links, touched))).distinct()
+    reached = touched.unionByName(_both_sides(pairs_touching(links, touched))).distinct()
     for round_no in range(1, max_rounds + 1):
         hit = previous.join(reached, RECORD, "left_semi").select(group).distinct()
         scope = (
@@ -98,7 +92,7 @@ def cluster_scope(
         if by_component:
             return scope, round_no
         # Links with one end in the scope: their far ends outside it, if any.
-        outside = _ends(pairs_touching(links, scope)).join(scope, RECORD, "left_anti").distinct()
+        outside = _both_sides(pairs_touching(links, scope)).join(scope, RECORD, "left_anti").distinct()
         outside = outside.localCheckpoint(eager=True)
         if outside.isEmpty():
             return scope, round_no

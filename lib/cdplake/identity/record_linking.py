@@ -179,8 +179,9 @@ def link_records(
     match_weight, match_probability, model_version, run_id``; pairs below
     ``min_match_probability_written`` are left out), ``<output>/clusters`` (``record_key,
     cluster_id, component_id``, every input record; ``component_id`` is the connected
-    component the over-merge guard split the cluster from, else the cluster itself), ``<output>/model.json`` and, for Delta output,
-    ``<output>/records`` (a fingerprint of each record's compared columns).
+    component the over-merge guard split the cluster from, else the cluster itself),
+    ``<output>/model.json`` and, for Delta output, ``<output>/records`` (a fingerprint of
+    each record's compared columns).
 
     An incremental run (Delta output only) applies the model of the last run (or
     ``model_path`` when its version is the same) to the records new or changed since then and
