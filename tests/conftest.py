@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,14 +26,31 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<pytest-xdist worker>"
 
 
-# JVM flags for every JVM the test run starts (the session driver, job subprocesses,
-# spark-submit, the standalone cluster's daemons and executors): they inherit JAVA_TOOL_OPTIONS.
-# The tests push small data through many short Spark jobs, so a JVM spends much of its CPU
-# compiling code it runs a few times: C2 compiler threads took 41 % of the JVM CPU of a
-# two-wave stream run. C1 only (with a code cache big enough not to be swept) and the serial
-# collector cut that run's JVM CPU from 410 s to 281 s; the whole suite ran about a minute
-# faster (BENCHMARKS.md, "Test suite"). CDPLAKE_TEST_JVM_OPTIONS replaces the flags; set it
-# empty to run with the JVM defaults.
+# Spark settings for every session the test run starts, in this process or in a job subprocess
+# (they inherit the variables): expressions are interpreted instead of compiled to Java. The
+# tests run thousands of queries over a few rows each, and compiling a query's generated code
+# (Janino) cost more than its rows: it was the most frequent frame in samples of a test JVM's
+# threads. Interpreted evaluation is a mode Spark supports and tests itself; the environments
+# in conf/ keep code generation. Alone, test_identity_limits.py ran 145 -> 120 s and the
+# review-decisions test 139 -> 120 s (BENCHMARKS.md, "Test suite"). CDPLAKE_TEST_CODEGEN=1
+# runs the tests with code generation.
+TEST_SPARK_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+if os.environ.get("CDPLAKE_TEST_CODEGEN") != "1":
+    for _key, _value in TEST_SPARK_CONF.items():
+        os.environ.setdefault(f"CDPLAKE__SPARK__EXTRA_CONF__{_key}", _value)
+
+# JVM flags for the short-lived JVMs a test starts (job subprocesses, spark-submit, the
+# standalone cluster's daemons and executors): they inherit JAVA_TOOL_OPTIONS. Such a JVM
+# runs each piece of code a few times, and C2 compiler threads took 41 % of the JVM CPU of a
+# two-wave stream job; C1 only (with a code cache big enough not to be swept) and the serial
+# collector cut it from 410 s to 281 s. The two session drivers are not short-lived: they run
+# every in-process test for the whole run, and with interpreted expressions C2 pays off there
+# (review-decisions test alone: 75 s wall and 140 s JVM CPU on JVM defaults, 103 s and 116 s
+# on C1; the suite: 16 min instead of 24). So `spark` starts its driver without these flags.
+# CDPLAKE_TEST_JVM_OPTIONS replaces them; set it empty to run every JVM on the defaults.
 TEST_JVM_OPTIONS = os.environ.get(
     "CDPLAKE_TEST_JVM_OPTIONS",
     "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC",
@@ -40,6 +59,24 @@ if TEST_JVM_OPTIONS and TEST_JVM_OPTIONS not in os.environ.get("JAVA_TOOL_OPTION
     os.environ["JAVA_TOOL_OPTIONS"] = " ".join(
         filter(None, [os.environ.get("JAVA_TOOL_OPTIONS", ""), TEST_JVM_OPTIONS])
     )
+
+
+@contextmanager
+def _without_test_jvm_options() -> Iterator[None]:
+    """JAVA_TOOL_OPTIONS without :data:`TEST_JVM_OPTIONS` inside the block (for the drivers)."""
+    saved = os.environ.get("JAVA_TOOL_OPTIONS")
+    if saved is not None and TEST_JVM_OPTIONS:
+        rest = saved.replace(TEST_JVM_OPTIONS, "").strip()
+        if rest:
+            os.environ["JAVA_TOOL_OPTIONS"] = rest
+        else:
+            del os.environ["JAVA_TOOL_OPTIONS"]
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["JAVA_TOOL_OPTIONS"] = saved
+
 
 # Parallel runs: `make test` runs two pytest-xdist workers, each with its own SparkSession (one
 # Spark driver leaves part of the 2 cores idle: plan analysis and job scheduling are single
@@ -149,7 +186,8 @@ def spark(local_env: EnvConfig):
         conf["spark.jars"] = ",".join(local_jars(local_env.spark.jars_dir, ("core", "s3")))
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with _without_test_jvm_options():  # a long-lived driver: JIT defaults (see above)
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

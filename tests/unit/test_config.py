@@ -24,6 +24,29 @@ def test_env_overrides_nest_and_parse_yaml_scalars():
     assert raw["storage"]["root"] == ".lake"
 
 
+def test_spark_settings_in_overrides_keep_their_case_and_string_values():
+    raw = {"spark": {"shuffle_partitions": 4, "extra_conf": {"spark.driver.memory": "2g"}}}
+    out = apply_env_overrides(
+        raw,
+        {
+            "CDPLAKE__SPARK__EXTRA_CONF__spark.sql.codegen.wholeStage": "false",
+            "CDPLAKE__SPARK__SHUFFLE_PARTITIONS": "2",
+        },
+    )
+    assert out == {
+        "spark": {
+            "shuffle_partitions": 2,
+            "extra_conf": {"spark.driver.memory": "2g", "spark.sql.codegen.wholeStage": "false"},
+        }
+    }
+    env = load_env(
+        "local",
+        conf_dir=CONF,
+        environ={"CDPLAKE__SPARK__EXTRA_CONF__spark.sql.codegen.factoryMode": "NO_CODEGEN"},
+    )
+    assert spark_conf(env)["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
+
+
 def test_local_env_resolves_relative_paths_against_repo_root():
     cfg = load_env("local", conf_dir=CONF, environ={})
     assert cfg.storage.root == str(REPO / ".lake")

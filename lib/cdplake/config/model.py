@@ -169,15 +169,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``CDPLAKE__SECTION__KEY=value`` variables applied.
 
-    Values are parsed as YAML scalars so ``4`` stays an int and ``true`` a bool.
+    Values are parsed as YAML scalars so ``4`` stays an int and ``true`` a bool. Section and
+    field names are case-insensitive; a key under a ``*_conf`` mapping is a Spark setting
+    name, case-sensitive, and is kept as written with its value as a string:
+    ``CDPLAKE__SPARK__EXTRA_CONF__spark.sql.codegen.wholeStage=false``.
     """
     out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        keys: list[str] = []
+        for part in filter(None, name[len(ENV_PREFIX) :].split("__")):
+            verbatim = bool(keys) and keys[-1].endswith("_conf")
+            keys.append(part if verbatim else part.lower())
         if not keys:
             continue
+        verbatim = len(keys) > 1 and keys[-2].endswith("_conf")
         node = out
         for key in keys[:-1]:
             child = node.get(key)
@@ -185,7 +192,7 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
                 child = {}
             node[key] = child = dict(child)
             node = child
-        node[keys[-1]] = yaml.safe_load(value)
+        node[keys[-1]] = value if verbatim else yaml.safe_load(value)
     return out
 
 

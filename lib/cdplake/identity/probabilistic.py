@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -1020,10 +1020,14 @@ class ScoreResult:
 SCORED_TABLE = "scored_records"
 
 
+def fingerprint(columns: Sequence[str]) -> Column:
+    """SHA-256 of the record's ``columns`` as JSON: it changes when any compared value does."""
+    return F.sha2(F.to_json(F.struct(*[F.col(c) for c in columns])), 256)
+
+
 def _fingerprint(records: DataFrame) -> DataFrame:
-    """``source, record_key, fingerprint`` (SHA-256 of the compared columns) per person record."""
-    compared = F.to_json(F.struct(*[F.col(c) for c in PERSON_COLUMNS]))
-    return records.select("source", "record_key", F.sha2(compared, 256).alias("fingerprint"))
+    """``source, record_key, fingerprint`` (of the compared columns) per person record."""
+    return records.select("source", "record_key", fingerprint(PERSON_COLUMNS).alias("fingerprint"))
 
 
 def score_probabilistic_edges(

@@ -29,6 +29,7 @@ from cdplake.identity.probabilistic import (
     _read_text,
     _write_text,
     clusters,
+    fingerprint,
     new_model_version,
     score,
     score_incremental,
@@ -146,9 +147,10 @@ PAIR_KEY = ["source_l", "record_key_l", "source_r", "record_key_r"]
 
 def fingerprints(records: DataFrame, cfg: LinkageConfig, model_version: str) -> DataFrame:
     """``record_key, fingerprint, model_version``: SHA-256 of each record's compared columns."""
-    compared = F.to_json(F.struct(*[F.col(c) for c in cfg.columns]))
     return records.select(
-        "record_key", F.sha2(compared, 256).alias("fingerprint"), F.lit(model_version).alias("model_version")
+        "record_key",
+        fingerprint(cfg.columns).alias("fingerprint"),
+        F.lit(model_version).alias("model_version"),
     )
 
 
