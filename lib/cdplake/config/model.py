@@ -179,12 +179,12 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
         if not name.startswith(ENV_PREFIX):
             continue
         keys: list[str] = []
+        verbatim = False  # is the last key a Spark setting name (under a *_conf mapping)?
         for part in filter(None, name[len(ENV_PREFIX) :].split("__")):
             verbatim = bool(keys) and keys[-1].endswith("_conf")
             keys.append(part if verbatim else part.lower())
         if not keys:
             continue
-        verbatim = len(keys) > 1 and keys[-2].endswith("_conf")
         node = out
         for key in keys[:-1]:
             child = node.get(key)
