@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from cdplake.config.identity import GraphSettings
 from cdplake.identity.graph import connected_components
-from cdplake.identity.incremental import _both_sides, pairs_touching
+from cdplake.identity.incremental import both_sides, pairs_touching
 from cdplake.identity.linkage_settings import UNIQUE_ID
 
 RECORD = ["source", "record_key"]
@@ -81,7 +81,7 @@ def cluster_scope(
     by_component = "component_id" in previous.columns
     group = "component_id" if by_component else "cluster_id"
     touched = touched.select(*RECORD).distinct()
-    reached = touched.unionByName(_both_sides(pairs_touching(links, touched))).distinct()
+    reached = touched.unionByName(both_sides(pairs_touching(links, touched))).distinct()
     for round_no in range(1, max_rounds + 1):
         hit = previous.join(reached, RECORD, "left_semi").select(group).distinct()
         scope = (
@@ -92,7 +92,7 @@ def cluster_scope(
         if by_component:
             return scope, round_no
         # Links with one end in the scope: their far ends outside it, if any.
-        outside = _both_sides(pairs_touching(links, scope)).join(scope, RECORD, "left_anti").distinct()
+        outside = both_sides(pairs_touching(links, scope)).join(scope, RECORD, "left_anti").distinct()
         outside = outside.localCheckpoint(eager=True)
         if outside.isEmpty():
             return scope, round_no

@@ -59,7 +59,7 @@ def changed_pair_records(current: DataFrame, previous: DataFrame) -> DataFrame:
     cols = [*PAIR, "match_probability"]
     now, before = current.select(*cols), previous.select(*cols)
     diff = now.subtract(before).unionByName(before.subtract(now))
-    return _both_sides(diff)
+    return both_sides(diff)
 
 
 def pairs_touching(pairs: DataFrame, records: DataFrame, *, both: bool = False) -> DataFrame:
@@ -81,7 +81,8 @@ def pairs_touching(pairs: DataFrame, records: DataFrame, *, both: bool = False) 
     return on_left.unionByName(pairs.join(side["r"], ["source_r", "record_key_r"], "left_semi"))
 
 
-def _both_sides(pairs: DataFrame) -> DataFrame:
+def both_sides(pairs: DataFrame) -> DataFrame:
+    """The distinct ``source, record_key`` at either end of ``pairs`` (``*_l`` / ``*_r`` columns)."""
     left = pairs.select(F.col("source_l").alias("source"), F.col("record_key_l").alias("record_key"))
     right = pairs.select(F.col("source_r").alias("source"), F.col("record_key_r").alias("record_key"))
     return left.unionByName(right).distinct()
@@ -143,7 +144,7 @@ def resolution_scope(
         reached = linkable.join(values, ["id_type", "id_value"], "left_semi").select(*RECORD)
         if pairs is not None:
             touching = pairs_touching(pairs, scope)
-            reached = reached.unionByName(_both_sides(touching))
+            reached = reached.unionByName(both_sides(touching))
         grown = with_customers(scope.unionByName(reached)).distinct().localCheckpoint(eager=True)
         grown_size = grown.count()
         if grown_size == size:
