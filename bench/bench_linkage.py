@@ -357,9 +357,11 @@ def run_cluster_update(spark, env, records, inc_edges, baseline: ClusterBaseline
         cfg.threshold_match_probability,
         max_cluster_size=cfg.max_cluster_size,
         split_thresholds=cfg.split_thresholds,
+        driver_max_records=cfg.incremental.cluster_driver_max,
     )
     new_rows = update.clusters.localCheckpoint(eager=True)
-    replace_rows(new_rows, previous.join(update.scope, record, "left_semi"), clusters_path, record)
+    # The scope's keys stand for its old rows: a key the table lacks matches nothing.
+    replace_rows(new_rows, update.scope, clusters_path, record)
     took = time.monotonic() - started
     final = spark.read.format("delta").load(clusters_path)
     full = assigned.select(*record, F.col("cluster_id").alias("full_id"))

@@ -434,7 +434,8 @@ def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engin
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
 
 
-def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark):
+@pytest.mark.parametrize("driver_max_records", [0, 1000])
+def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark, driver_max_records):
     from cdplake.identity.cluster_update import update_clusters
 
     # Before a2 came, Splink clustered {a1, a3} (0.155 >= 0.1), {b1, b2} and {c1}; the pairs
@@ -448,14 +449,17 @@ def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark):
     )
     keys = records(spark, PEOPLE).select("source", "record_key")
     update = update_clusters(
-        previous,
+        # The driver needs each cluster's component: here the cluster itself.
+        previous.withColumn("component_id", F.col("cluster_id")) if driver_max_records else previous,
         keys,
         spark.createDataFrame(edge_rows("run_6"), EDGE_DDL),
         keys.where("record_key = 'a2'"),
         0.1,
         max_cluster_size=2,
         split_thresholds=(0.5,),
+        driver_max_records=driver_max_records,
     )
+    assert update.engine == ("driver" if driver_max_records else "spark")
     # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's
     # full clustering does (the test above); {b1, b2} and {c1} stay outside the scope.
     assert [(r.record_key) for r in update.scope.orderBy("record_key").collect()] == ["a1", "a2", "a3"]

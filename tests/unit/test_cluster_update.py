@@ -112,3 +112,117 @@ def test_the_over_merge_guard_applies_inside_the_scope_and_split_clusters_are_cr
     update = update_clusters(with_component, keys, chain, touched, 0.9, max_rounds=1)
     assert update.rounds == 1
     assertDataFrameEqual(update.clusters, joined)
+
+
+def with_components(frame_):
+    """A clustering the guard split nothing of: each cluster is its own component."""
+    return frame_.withColumn("component_id", F.col("cluster_id"))
+
+
+@pytest.mark.parametrize(("max_size", "thresholds"), [(0, ()), (3, (0.94,))])
+def test_the_driver_clusters_a_small_scope_as_spark_does(spark, max_size, thresholds):
+    args = (
+        with_components(frame(spark, PREVIOUS, CLUSTER_DDL, 2)),
+        frame(spark, RECORDS_NOW, RECORD_DDL, 1),
+        pairs(spark),
+        frame(spark, TOUCHED, RECORD_DDL, 1),
+        0.9,
+    )
+    guard = {"max_cluster_size": max_size, "split_thresholds": thresholds}
+    on_spark = update_clusters(*args, **guard)
+    on_driver = update_clusters(*args, **guard, driver_max_records=100)
+    assert (on_spark.engine, on_driver.engine) == ("spark", "driver")
+    scope = frame(spark, ["a1", "a2", "a3", "a4", "a5", "a6", "n1"], RECORD_DDL, 1)
+    assertDataFrameEqual(on_driver.scope, scope)
+    assertDataFrameEqual(on_spark.scope, scope)
+    if max_size:  # the first test's guarded rows
+        want = [
+            ("a1", "1:p:a1", "p:a1"),
+            ("a2", "1:p:a1", "p:a1"),
+            ("a3", "1:p:a3", "p:a1"),
+            ("n1", "1:p:a3", "p:a1"),
+            ("a4", "p:a4", "p:a4"),
+            ("a5", "p:a5", "p:a5"),
+        ]
+    else:
+        want = [(k, c, c) for k, c in [("a1", "p:a1"), ("a2", "p:a1"), ("a3", "p:a1"), ("n1", "p:a1")]]
+        want += [("a4", "p:a4", "p:a4"), ("a5", "p:a5", "p:a5")]
+    assertDataFrameEqual(on_driver.clusters, frame(spark, want, WITH_COMPONENT_DDL, 3))
+    assertDataFrameEqual(on_spark.clusters, on_driver.clusters)
+
+
+def test_a_scope_over_the_driver_cap_is_clustered_on_spark(spark):
+    previous = with_components(frame(spark, PREVIOUS, CLUSTER_DDL, 2))
+    args = (
+        previous,
+        frame(spark, RECORDS_NOW, RECORD_DDL, 1),
+        pairs(spark),
+        frame(spark, TOUCHED, RECORD_DDL, 1),
+    )
+    # Three touched records fit a cap of 3, their links too, but the scope has 7 records.
+    capped = update_clusters(*args, 0.9, driver_max_records=3)
+    assert capped.engine == "spark"
+    assertDataFrameEqual(capped.clusters, update_clusters(*args, 0.9, driver_max_records=7).clusters)
+    # Without component_id the scope may take rounds the driver path does not do.
+    assert update_clusters(*args, 0.9, driver_max_records=100).engine == "driver"
+    assert (
+        update_clusters(frame(spark, PREVIOUS, CLUSTER_DDL, 2), *args[1:], 0.9, driver_max_records=100).engine
+        == "spark"
+    )
+
+
+def test_driver_and_spark_agree_on_a_random_graph_with_a_guard(spark):
+    import random
+
+    rng = random.Random(7)
+    keys = [f"r{i:03d}" for i in range(120)]
+    chosen = {tuple(sorted(rng.sample(keys, 2))) for _ in range(150)}
+    probs = [0.5, 0.92, 0.95, 0.995, 0.9995]
+    all_pairs = [(a, b, rng.choice(probs)) for a, b in sorted(chosen)]
+    # Before: the records r000-r099 and the pairs among them, clustered by Spark in full.
+    old_keys = keys[:100]
+    old_pairs = [p for p in all_pairs if p[0] in old_keys and p[1] in old_keys]
+    guard = {"max_cluster_size": 4, "split_thresholds": (0.99, 0.999)}
+    old_frame = frame(spark, old_keys, RECORD_DDL, 1)
+    before = update_clusters(
+        old_frame.limit(0).withColumn("cluster_id", F.lit(None).cast("string")),
+        old_frame,
+        spark.createDataFrame([("p", a, "p", b, q) for a, b, q in old_pairs], PAIR_DDL),
+        old_frame,
+        0.9,
+        **guard,
+    ).clusters
+    # Now: r100-r119 arrive with their pairs and r005 is gone.
+    now_keys = [k for k in keys if k != "r005"]
+    now_pairs = spark.createDataFrame(
+        [("p", a, "p", b, q) for a, b, q in all_pairs if "r005" not in (a, b)], PAIR_DDL
+    )
+    args = (
+        before,
+        frame(spark, now_keys, RECORD_DDL, 1),
+        now_pairs,
+        frame(spark, [*keys[100:], "r005"], RECORD_DDL, 1),
+        0.9,
+    )
+    on_spark = update_clusters(*args, **guard)
+    on_driver = update_clusters(*args, **guard, driver_max_records=1000)
+    assert on_driver.engine == "driver"
+    assertDataFrameEqual(on_driver.scope, on_spark.scope)
+    assertDataFrameEqual(on_driver.clusters, on_spark.clusters)
+    # And both equal clustering every record now from scratch.
+    now_frame = frame(spark, now_keys, RECORD_DDL, 1)
+    full = update_clusters(
+        now_frame.limit(0).withColumn("cluster_id", F.lit(None).cast("string")),
+        now_frame,
+        now_pairs,
+        now_frame,
+        0.9,
+        **guard,
+    ).clusters
+    applied = before.join(on_driver.scope, ["source", "record_key"], "left_anti").unionByName(
+        on_driver.clusters
+    )
+    assertDataFrameEqual(applied, full)
+    # The graph is not one blob, and the guard split some components.
+    assert full.select("cluster_id").distinct().count() > 10
+    assert full.where(F.col("cluster_id") != F.col("component_id")).count() > 0

@@ -62,6 +62,10 @@ def test_minimal_config_fills_defaults():
     assert cfg.training.u_max_pairs == 1_000_000
     assert (cfg.training.engine, cfg.training.driver_max_records) == ("duckdb", 1_000_000)
     assert (cfg.incremental.engine, cfg.incremental.driver_max_records) == ("duckdb", 200_000)
+    assert cfg.incremental.cluster_driver_max == 100_000
+    assert (
+        parse_linkage_config(_with(incremental={"cluster_driver_max": 0})).incremental.cluster_driver_max == 0
+    )
     assert cfg.comparisons[3].valid_pattern == "^[0-9]{4}-"
     assert cfg.comparisons[3].levels == (
         ComparisonLevel(kind="damerau_levenshtein", threshold=1.0),
@@ -113,6 +117,7 @@ def _with(**changes):
             "incremental.engine must be one of duckdb, spark, got 'polars'",
         ),
         (_with(incremental={"driver_max_records": 0}), "incremental.driver_max_records"),
+        (_with(incremental={"cluster_driver_max": -5}), "incremental.cluster_driver_max"),
         (_with(incremental={"batch": 1}), "batch"),
         (_with(max_cluster_size=-1), "positive integer"),
         (_with(split_thresholds=[0.999, 0.99]), "strictly increasing"),
@@ -200,7 +205,7 @@ def test_cluster_size_guard_picks_the_loosest_cut_that_fits(spark):
 def test_a_too_large_cluster_is_split_at_the_first_stricter_threshold_where_it_fits():
     import pandas as pd
 
-    from cdplake.identity.probabilistic import _split_one_cluster
+    from cdplake.identity.probabilistic import split_one_cluster
 
     # one cluster at the link threshold: a1-a2-a3 joined to b1-b2 by a weak link (0.95)
     nodes = [(n, None, None) for n in ("a1", "a2", "a3", "b1", "b2")]
@@ -208,7 +213,7 @@ def test_a_too_large_cluster_is_split_at_the_first_stricter_threshold_where_it_f
     group = pd.DataFrame(nodes + pairs, columns=["_l", "_r", "_p"]).assign(_group="g")
 
     def split(max_size):
-        out = _split_one_cluster(group, max_size, (0.99, 0.999))
+        out = split_one_cluster(group, max_size, (0.99, 0.999))
         return dict(zip(out["unique_id"], out["cluster_id"], strict=True))
 
     # at 0.99 the weak link breaks: 3 + 2 fit; ids are the level and the smallest member

@@ -123,10 +123,14 @@ class IncrementalScoring:
             would exceed ``driver_max_records``, a blocking rule is raw SQL (its candidates
             cannot be selected by key), or the model's comparisons differ from the config's.
         driver_max_records: the most records (new plus candidates) copied to the driver.
+        cluster_driver_max: the clusters a batch changes are recomputed on the driver when
+            the records they hold and the links between them each number at most this many,
+            else on Spark (0: always on Spark). Either way the result is the same.
     """
 
     engine: str = "duckdb"
     driver_max_records: int = 200_000
+    cluster_driver_max: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,7 @@ def _training(raw: Any, where: str) -> TrainingSettings:
 
 def _incremental(raw: Any, where: str) -> IncrementalScoring:
     inc = _mapping(raw, where)
-    _check_keys(inc, {"engine", "driver_max_records"}, where)
+    _check_keys(inc, {"engine", "driver_max_records", "cluster_driver_max"}, where)
     engine = inc.get("engine", "duckdb")
     if engine not in TRAINING_ENGINES:
         raise ConfigError(f"{where}.engine must be one of {', '.join(TRAINING_ENGINES)}, got {engine!r}")
@@ -346,6 +350,9 @@ def _incremental(raw: Any, where: str) -> IncrementalScoring:
         engine=engine,
         driver_max_records=_positive_int(
             inc.get("driver_max_records", 200_000), f"{where}.driver_max_records"
+        ),
+        cluster_driver_max=_non_negative_int(
+            inc.get("cluster_driver_max", 100_000), f"{where}.cluster_driver_max"
         ),
     )
 

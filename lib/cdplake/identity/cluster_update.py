@@ -8,14 +8,25 @@ were in, or now link to, can change. :func:`update_clusters` finds that scope, c
 the pairs (a pair never crosses its edge), clusters the scope alone with the same rules and
 returns its rows: replacing the scope's rows of the old clustering by them gives the full
 clustering of the new pairs (``tests/integration/test_linkage.py`` compares the two).
+
+A batch's scope is usually small next to the clustering (a 1% batch of 204,793 records
+re-clusters 9,890), and every Spark job the update runs costs about a second on a small
+cluster whatever its size. So with ``driver_max_records`` set, a scope of at most that many
+records and links is clustered on the driver: three Spark jobs select the links and records
+involved (each scans its table once), union-find clusters them in Python and the guard splits
+them with the very function the Spark path applies per cluster. A larger scope hands over to
+Spark, which never collects more than a count. Both paths give the same rows.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from cdplake.config.identity import GraphSettings
 from cdplake.identity.graph import connected_components
@@ -23,6 +34,7 @@ from cdplake.identity.incremental import both_sides, pairs_touching
 from cdplake.identity.linkage_settings import UNIQUE_ID
 
 RECORD = ["source", "record_key"]
+log = logging.getLogger(__name__)
 _DEFAULT_GRAPH = GraphSettings()
 
 
@@ -40,11 +52,13 @@ class ClusterUpdate:
         clusters: ``source, record_key, cluster_id, component_id`` of the scope's records
             that exist now (``component_id``: the connected component before the guard).
         rounds: rounds the scope search took.
+        engine: where the scope was clustered: ``driver`` or ``spark``.
     """
 
     scope: DataFrame
     clusters: DataFrame
     rounds: int
+    engine: str = "spark"
 
 
 def _uid(source: str, key: str) -> F.Column:
@@ -113,6 +127,7 @@ def update_clusters(
     split_thresholds: tuple[float, ...] = (),
     max_rounds: int = 10,
     graph: GraphSettings = _DEFAULT_GRAPH,
+    driver_max_records: int = 0,
 ) -> ClusterUpdate:
     """Re-cluster only what a batch of new, changed or vanished records can change.
 
@@ -127,6 +142,9 @@ def update_clusters(
         max_cluster_size, split_thresholds: the over-merge guard, as for the full clustering.
         max_rounds: scope-search rounds before :class:`ClusterScopeNotClosed`.
         graph: connected-components settings.
+        driver_max_records: cluster on the driver when the touched records, the scope and its
+            links each number at most this many (and ``previous`` has ``component_id``);
+            0 always clusters on Spark.
 
     Returns:
         The scope and its new rows; the result equals a full clustering's rows of the scope.
@@ -134,6 +152,13 @@ def update_clusters(
     from cdplake.identity.probabilistic import split_too_large
 
     links = pairs.where(F.col("match_probability") >= threshold)
+    if driver_max_records > 0 and "component_id" in previous.columns:
+        on_driver = _update_on_driver(
+            previous, records, links, touched, max_cluster_size, split_thresholds, driver_max_records
+        )
+        if on_driver is not None:
+            return on_driver
+        log.info("clustering the batch's scope on Spark: over %d records or links", driver_max_records)
     scope, rounds = cluster_scope(previous, links, touched, max_rounds=max_rounds)
     members = records.select(*RECORD).join(scope, RECORD, "left_semi").withColumn(UNIQUE_ID, _uid(*RECORD))
     inside = pairs_touching(links, members, both=True)
@@ -167,3 +192,130 @@ def update_clusters(
     return ClusterUpdate(
         scope=scope, clusters=clustered.select(*RECORD, "cluster_id", "component_id"), rounds=rounds
     )
+
+
+def _links_on(links: DataFrame, nodes: DataFrame, limit: int) -> list[tuple[str, str, float]] | None:
+    """``(unique_id_l, unique_id_r, match_probability)`` of the links with an end in ``nodes``
+    (one column ``unique_id``), from one scan of ``links``; None when more than ``limit``."""
+    ends = links.select(
+        _uid("source_l", "record_key_l").alias("_l"),
+        _uid("source_r", "record_key_r").alias("_r"),
+        F.col("match_probability").cast("double").alias("_p"),
+    )
+    # A link with both ends in ``nodes`` comes out twice.
+    hit = (
+        ends.withColumn(UNIQUE_ID, F.explode(F.array("_l", "_r")))
+        .join(F.broadcast(nodes), UNIQUE_ID, "left_semi")
+        .select("_l", "_r", "_p")
+        .limit(2 * limit + 1)
+        .collect()
+    )
+    found = {(r[0], r[1]): r[2] for r in hit}
+    return None if len(found) > limit else [(a, b, p) for (a, b), p in found.items()]
+
+
+def _node_frame(previous: DataFrame, uids: Iterable[str]) -> DataFrame:
+    return previous.sparkSession.createDataFrame([(u,) for u in sorted(uids)], f"{UNIQUE_ID} string")
+
+
+def _components(nodes: set[str], edges: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each node's connected component, named by its smallest node (as the Spark path names it)."""
+    parent = {n: n for n in nodes}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {n: root(n) for n in nodes}
+
+
+def _update_on_driver(
+    previous: DataFrame,
+    records: DataFrame,
+    links: DataFrame,
+    touched: DataFrame,
+    max_cluster_size: int,
+    split_thresholds: tuple[float, ...],
+    cap: int,
+) -> ClusterUpdate | None:
+    """:func:`update_clusters` with the scope clustered on the driver; None when it is too big.
+
+    The scope is :func:`cluster_scope`'s with ``component_id``: the touched records, the far
+    ends of their links and every record of the old components those are in. Its links are
+    the links with an end in it (both ends are, by closure).
+    """
+    import pandas as pd
+
+    from cdplake.identity.probabilistic import split_one_cluster
+
+    spark = previous.sparkSession
+    uid = _uid(*RECORD).alias(UNIQUE_ID)
+    seeds = {r[0] for r in touched.select(uid).distinct().limit(cap + 1).collect()}
+    if len(seeds) > cap:
+        return None
+    first = _links_on(links, _node_frame(previous, seeds), cap)
+    if first is None:
+        return None
+    reached = seeds | {u for a, b, _ in first for u in (a, b)}
+    old = previous.select(uid, "component_id")
+    hit = old.join(F.broadcast(_node_frame(previous, reached)), UNIQUE_ID, "left_semi").select("component_id")
+    grown = old.join(F.broadcast(hit.distinct()), "component_id", "left_semi").select(UNIQUE_ID)
+    found = grown.limit(cap + 1).collect()
+    if len(found) > cap:
+        return None
+    scope = reached | {r[0] for r in found}
+    if len(scope) > cap:
+        return None
+    more = _links_on(links, _node_frame(previous, scope - seeds), cap)
+    if more is None or len(first) + len(more) > cap:
+        return None
+    scope_frame = _node_frame(previous, scope)
+    present = records.select(*RECORD, uid).join(F.broadcast(scope_frame), UNIQUE_ID, "left_semi").collect()
+    keys = {r[UNIQUE_ID]: (r["source"], r["record_key"]) for r in present}
+    inside = {(a, b): p for a, b, p in first + more if a in keys and b in keys}
+    component = _components(set(keys), inside)
+    cluster = dict(component)
+    if max_cluster_size and split_thresholds:
+        nodes: dict[str, list[str]] = {}
+        for n in sorted(component):
+            nodes.setdefault(component[n], []).append(n)
+        big = {head for head, part in nodes.items() if len(part) > max_cluster_size}
+        strong: dict[str, list[tuple[str, str, float]]] = {head: [] for head in big}
+        floor = min(split_thresholds)
+        for (a, b), p in inside.items():
+            if p >= floor and component[a] in big:
+                strong[component[a]].append((a, b, p))
+        for head in sorted(big):
+            group = pd.DataFrame(
+                {
+                    "_l": nodes[head] + [a for a, _, _ in strong[head]],
+                    "_r": [None] * len(nodes[head]) + [b for _, b, _ in strong[head]],
+                    "_p": [None] * len(nodes[head]) + [p for _, _, p in strong[head]],
+                }
+            )
+            split = split_one_cluster(group, max_cluster_size, tuple(split_thresholds))
+            cluster.update(zip(split[UNIQUE_ID], split["cluster_id"], strict=True))
+    record = previous.select(*RECORD).schema
+    # A unique_id is source:record_key, and a source name holds no colon.
+    scope_rows = scope_frame.select(F.split(UNIQUE_ID, ":", 2).alias("_k")).select(
+        F.col("_k")[0].cast(record["source"].dataType).alias("source"),
+        F.col("_k")[1].cast(record["record_key"].dataType).alias("record_key"),
+    )
+    rows = [(*keys[n], cluster[n], component[n]) for n in sorted(keys)]
+    clustered = spark.createDataFrame(
+        rows,
+        StructType(
+            [
+                *record.fields,
+                StructField("cluster_id", StringType()),
+                StructField("component_id", StringType()),
+            ]
+        ),
+    )
+    return ClusterUpdate(scope=scope_rows, clusters=clustered, rounds=1, engine="driver")

@@ -881,7 +881,7 @@ def split_too_large(
     thresholds = tuple(split_thresholds)
 
     def split(group: pd.DataFrame) -> pd.DataFrame:
-        return _split_one_cluster(group, max_cluster_size, thresholds)
+        return split_one_cluster(group, max_cluster_size, thresholds)
 
     resplit = rows.groupBy("_group").applyInPandas(split, schema=schema)
     kept = sized.where(F.col("_size") <= max_cluster_size).select(
@@ -895,7 +895,7 @@ def split_too_large(
     )
 
 
-def _split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[float, ...]) -> pd.DataFrame:
+def split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[float, ...]) -> pd.DataFrame:
     """One too-large cluster: each node's cluster at the first threshold where it fits."""
     import pandas as pd
 

@@ -339,10 +339,11 @@ def _link_batch(
         cfg.threshold_match_probability,
         max_cluster_size=cfg.max_cluster_size,
         split_thresholds=cfg.split_thresholds,
+        driver_max_records=cfg.incremental.cluster_driver_max,
     )
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
     scope = update.scope.select("record_key")
-    replace_rows(rows, old_clusters.join(scope, "record_key", "left_semi"), paths["clusters"], ["record_key"])
+    replace_rows(rows, scope, paths["clusters"], ["record_key"])
     replace_rows(
         now.join(changed, "record_key", "left_semi"),
         before.join(touched.select("record_key"), "record_key", "left_semi"),

@@ -244,7 +244,8 @@ def replace_rows(new: DataFrame, old: DataFrame, path: str, keys: Sequence[str])
 
     Args:
         new: the recomputed rows, the table's columns, at most one row per key.
-        old: rows of the table (at least ``keys``) that ``new`` replaces.
+        old: rows of the table (at least ``keys``) that ``new`` replaces; a key the table
+            lacks matches nothing, so the keys of a recomputed scope may stand for its rows.
         path: an existing Delta table.
         keys: columns identifying a row.
 
