@@ -250,9 +250,7 @@ def _update_on_driver(
     ends of their links and every record of the old components those are in. Its links are
     the links with an end in it (both ends are, by closure).
     """
-    import pandas as pd
-
-    from cdplake.identity.probabilistic import split_one_cluster
+    from cdplake.identity.probabilistic import split_nodes
 
     spark = previous.sparkSession
     uid = _uid(*RECORD).alias(UNIQUE_ID)
@@ -292,15 +290,7 @@ def _update_on_driver(
             if p >= floor and component[a] in big:
                 strong[component[a]].append((a, b, p))
         for head in sorted(big):
-            group = pd.DataFrame(
-                {
-                    "_l": nodes[head] + [a for a, _, _ in strong[head]],
-                    "_r": [None] * len(nodes[head]) + [b for _, b, _ in strong[head]],
-                    "_p": [None] * len(nodes[head]) + [p for _, _, p in strong[head]],
-                }
-            )
-            split = split_one_cluster(group, max_cluster_size, tuple(split_thresholds))
-            cluster.update(zip(split[UNIQUE_ID], split["cluster_id"], strict=True))
+            cluster.update(split_nodes(nodes[head], strong[head], max_cluster_size, tuple(split_thresholds)))
     record = previous.select(*RECORD).schema
     # A unique_id is source:record_key, and a source name holds no colon.
     scope_rows = scope_frame.select(F.split(UNIQUE_ID, ":", 2).alias("_k")).select(

@@ -71,14 +71,28 @@ def pairs_touching(pairs: DataFrame, records: DataFrame, *, both: bool = False) 
         both: keep only pairs whose two records are in ``records`` (else either is enough;
             a pair with both in appears twice).
     """
-    side = {
-        s: records.select(F.col("source").alias(f"source_{s}"), F.col("record_key").alias(f"record_key_{s}"))
-        for s in ("l", "r")
-    }
-    on_left = pairs.join(side["l"], ["source_l", "record_key_l"], "left_semi")
     if both:
+        side = {
+            s: records.select(
+                F.col("source").alias(f"source_{s}"), F.col("record_key").alias(f"record_key_{s}")
+            )
+            for s in ("l", "r")
+        }
+        on_left = pairs.join(side["l"], ["source_l", "record_key_l"], "left_semi")
         return on_left.join(side["r"], ["source_r", "record_key_r"], "left_semi")
-    return on_left.unionByName(pairs.join(side["r"], ["source_r", "record_key_r"], "left_semi"))
+    # Either end: each pair once per end, so one scan of ``pairs`` serves both.
+    ends = F.explode(
+        F.array(
+            *[F.struct(F.col(f"source_{s}").alias("s"), F.col(f"record_key_{s}").alias("k")) for s in "lr"]
+        )
+    )
+    keys = records.select(F.col("source").alias("_end_s"), F.col("record_key").alias("_end_k"))
+    return (
+        pairs.withColumn("_end", ends)
+        .select("*", F.col("_end.s").alias("_end_s"), F.col("_end.k").alias("_end_k"))
+        .join(keys, ["_end_s", "_end_k"], "left_semi")
+        .drop("_end", "_end_s", "_end_k")
+    )
 
 
 def both_sides(pairs: DataFrame) -> DataFrame:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -896,14 +896,38 @@ def split_too_large(
 
 
 def split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[float, ...]) -> pd.DataFrame:
-    """One too-large cluster: each node's cluster at the first threshold where it fits."""
+    """One too-large cluster (rows ``_l, _r, _p``; a node alone has no ``_r``): :func:`split_nodes`."""
     import pandas as pd
 
-    nodes = sorted(set(group["_l"]))
     pairs = group[group["_r"].notna()]
+    chosen = split_nodes(
+        set(group["_l"]), list(zip(pairs["_l"], pairs["_r"], pairs["_p"], strict=True)), max_size, thresholds
+    )
+    return pd.DataFrame({UNIQUE_ID: list(chosen), "cluster_id": list(chosen.values())})
+
+
+def split_nodes(
+    nodes: Iterable[str],
+    pairs: Sequence[tuple[str, str, float]],
+    max_size: int,
+    thresholds: tuple[float, ...],
+) -> dict[str, str]:
+    """Each node of one too-large cluster: its cluster at the first threshold where it fits.
+
+    Args:
+        nodes: the cluster's unique ids.
+        pairs: ``(unique_id_l, unique_id_r, match_probability)`` links inside it.
+        max_size: the most records a cluster may hold.
+        thresholds: stricter match probabilities, loosest first.
+
+    Returns:
+        node -> ``<level>:<smallest node of its part>`` (``level`` 1-based; the strictest
+        level's parts are kept whatever their size).
+    """
+    ordered = sorted(set(nodes))
     chosen: dict[str, str] = {}
     for level, t in enumerate(thresholds, start=1):
-        parent = {n: n for n in nodes}
+        parent = {n: n for n in ordered}
 
         def root(n: str, parent: dict[str, str] = parent) -> str:
             while parent[n] != n:
@@ -911,12 +935,13 @@ def split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[floa
                 n = parent[n]
             return n
 
-        for a, b in zip(pairs.loc[pairs["_p"] >= t, "_l"], pairs.loc[pairs["_p"] >= t, "_r"], strict=True):
-            ra, rb = root(a), root(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest id: Splink's cluster id
+        for a, b, p in pairs:
+            if p >= t:
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest id: Splink's cluster id
         members: dict[str, list[str]] = {}
-        for n in nodes:
+        for n in ordered:
             if n not in chosen:
                 members.setdefault(root(n), []).append(n)
         last = level == len(thresholds)
@@ -924,7 +949,7 @@ def split_one_cluster(group: pd.DataFrame, max_size: int, thresholds: tuple[floa
             if len(part) <= max_size or last:
                 for n in part:
                     chosen[n] = f"{level}:{head}"
-    return pd.DataFrame({UNIQUE_ID: list(chosen), "cluster_id": list(chosen.values())})
+    return chosen
 
 
 def guard_cluster_size(cuts: list[DataFrame], max_cluster_size: int) -> DataFrame:
