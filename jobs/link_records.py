@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         model_path=args.model,
         run_id=args.run_id or new_run_id(),
         incremental=args.incremental,
+        checkpoint_dir=env.paths.checkpoint("splink"),
     )
     if res.mode == "incremental":
         print(

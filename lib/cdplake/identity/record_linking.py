@@ -77,10 +77,10 @@ def prepare_records(df: DataFrame, cfg: LinkageConfig, id_column: str, source: s
     """The columns Splink needs: ``unique_id``, ``source``, ``record_key`` and the compared fields.
 
     Compared fields are cast to trimmed strings with blanks as null (a blank is missing, not
-    a value two records can share).
+    a value two records can share). :func:`count_checked` checks the ids.
 
     Raises:
-        ValueError: the id column or a compared column is missing, or ids are not unique.
+        ValueError: the id column or a compared column is missing.
     """
     missing = [c for c in (id_column, *cfg.columns) if c not in df.columns]
     if missing:
@@ -93,13 +93,22 @@ def prepare_records(df: DataFrame, cfg: LinkageConfig, id_column: str, source: s
     for c in cfg.columns:
         trimmed = F.trim(F.col(c).cast("string"))
         fields.append(F.when(trimmed != "", trimmed).alias(c))
-    out = df.select(
+    return df.select(
         F.concat_ws(":", F.lit(source), key).alias(UNIQUE_ID),
         F.lit(source).alias("source"),
         key.alias("record_key"),
         *fields,
     )
-    problems = out.agg(
+
+
+def count_checked(records: DataFrame, id_column: str) -> int:
+    """The number of prepared records, in the same job that checks their ids.
+
+    Raises:
+        ValueError: a null or repeated id.
+    """
+    problems = records.agg(
+        F.count("*").alias("n"),
         F.count(F.when(F.col("record_key").isNull(), 1)).alias("null_ids"),
         (F.count("*") - F.countDistinct("record_key")).alias("repeated"),
     ).first()
@@ -108,7 +117,7 @@ def prepare_records(df: DataFrame, cfg: LinkageConfig, id_column: str, source: s
             f"id column {id_column!r} must be unique and non-null: {problems['null_ids']} null, "
             f"{problems['repeated']} repeated"
         )
-    return out
+    return problems["n"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,7 @@ def link_records(
     model_path: str | None = None,
     run_id: str = "link_records",
     incremental: bool = False,
+    checkpoint_dir: str | None = None,
 ) -> LinkResult:
     """Train (or load) a model, score the input's candidate pairs and cluster them.
 
@@ -201,6 +211,10 @@ def link_records(
             (without ``.json``) is the model version stamped on the pairs.
         run_id: stamped on every pair.
         incremental: score and cluster only what changed since the last run into ``output``.
+        checkpoint_dir: where Splink writes its intermediate tables as Parquet, which keeps
+            the plans of its clustering loop short (kept in memory instead, 10k records
+            exhausted a 2 GB driver). None: the session's checkpoint directory if it has one,
+            else in memory. The first directory given to a session is the one it keeps.
 
     Raises:
         CandidatePairBudgetExceeded: the blocking rules would give more pairs than the budget.
@@ -214,19 +228,20 @@ def link_records(
         )
     source = Path(input_path.rstrip("/")).stem or "input"
     records = prepare_records(read_records(spark, input_path, input_fmt), cfg, id_column, source).cache()
-    n_records = records.count()
+    n_records = count_checked(records, id_column)
     model = _saved_model(spark, model_path) if model_path else None
+    tmp = checkpoint_dir or spark.sparkContext.getCheckpointDir()
     mode, reason, batch, scope, candidates = "full", "", 0, 0, 0
     if incremental:
         previous, reason = _previous_run(spark, output, model)
         if previous is not None:
             model = previous
             mode = "incremental"
-            batch, scope = _link_batch(spark, records, model, cfg, output, run_id)
+            batch, scope = _link_batch(spark, records, model, cfg, output, run_id, tmp)
     if mode == "full":
         if model is None:
-            model = train_model(spark, records, cfg, new_model_version())
-        scored = score(spark, records, model, cfg, run_id)
+            model = train_model(spark, records, cfg, new_model_version(), checkpoint_dir=tmp)
+        scored = score(spark, records, model, cfg, run_id, checkpoint_dir=tmp)
         _write(scored.edges, f"{output}/pairs", output_fmt)
         clustered = clusters(
             scored,
@@ -245,7 +260,12 @@ def link_records(
         .option("header", True)
         .load(f"{output}/pairs")
     )
-    links = pairs.where(F.col("match_probability").cast("double") >= cfg.threshold_match_probability).count()
+    counted = pairs.agg(
+        F.count("*").alias("pairs"),
+        F.count(
+            F.when(F.col("match_probability").cast("double") >= cfg.threshold_match_probability, 1)
+        ).alias("links"),
+    ).first()
     written = (
         spark.read.format("csv" if output_fmt == "csv" else output_fmt)
         .option("header", True)
@@ -256,8 +276,8 @@ def link_records(
     return LinkResult(
         records=n_records,
         candidate_pairs=candidates,
-        pairs_written=pairs.count(),
-        links=links,
+        pairs_written=counted["pairs"],
+        links=counted["links"],
         clusters=n_clusters,
         model_version=model.version,
         output=output,
@@ -297,7 +317,13 @@ def _previous_run(
 
 
 def _link_batch(
-    spark: SparkSession, records: DataFrame, model: LinkageModel, cfg: LinkageConfig, output: str, run_id: str
+    spark: SparkSession,
+    records: DataFrame,
+    model: LinkageModel,
+    cfg: LinkageConfig,
+    output: str,
+    run_id: str,
+    checkpoint_dir: str | None,
 ) -> tuple[int, int]:
     """Score the new and changed records, MERGE their pairs and the clusters they change.
 
@@ -307,24 +333,29 @@ def _link_batch(
     paths = {name: f"{output}/{name}" for name in ("pairs", "clusters", FINGERPRINTS)}
     before = spark.read.format("delta").load(paths[FINGERPRINTS])
     now = fingerprints(records, cfg, model.version)
-    changed = now.subtract(before.select(*now.columns)).select("record_key")
-    gone = before.select("record_key").subtract(now.select("record_key"))
-    source = records.select("source").limit(1)
-    touched = (
-        changed.unionByName(gone)
-        .distinct()
-        .crossJoin(source)
-        .select("source", "record_key")
+    # One join finds both: a record is new or changed (its fingerprint differs or it had
+    # none), or gone (no longer in the input). Pinned before the tables change.
+    was = before.select("record_key", F.struct("fingerprint", "model_version").alias("_was"))
+    diff = (
+        now.select("record_key", F.struct("fingerprint", "model_version").alias("_now"))
+        .join(was, "record_key", "full_outer")
+        .where(~F.col("_now").eqNullSafe(F.col("_was")))
+        .select("record_key", F.col("_now").isNotNull().alias("_present"))
         .localCheckpoint(eager=True)
     )
-    if touched.isEmpty():
+    changed = diff.where("_present").select("record_key")
+    source = records.select("source").limit(1)
+    touched = diff.crossJoin(source).select("source", "record_key")
+    if diff.isEmpty():
         return 0, 0
     new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
     n_new = new.count()
     old_pairs = spark.read.format("delta").load(paths["pairs"])
     if n_new:
         existing = records.join(changed, "record_key", "left_anti")
-        edges = score_incremental(spark, existing, new, model, cfg, run_id).localCheckpoint(eager=True)
+        edges = score_incremental(
+            spark, existing, new, model, cfg, run_id, checkpoint_dir=checkpoint_dir
+        ).localCheckpoint(eager=True)
     else:  # records only vanished
         edges = spark.createDataFrame([], old_pairs.schema)
     replace_rows(
