@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 
 from cdplake.config import load_env, load_linkage_config
 from cdplake.identity.cluster_update import update_clusters
+from cdplake.identity.incremental import pairs_touching
 from cdplake.identity.probabilistic import silver_person_records
 from cdplake.identity.record_linking import link_records
 from cdplake.io.session import build_session
@@ -57,13 +58,8 @@ def compare(spark, cfg, inc: DataFrame, full: DataFrame, batch: DataFrame) -> di
     Pairs touching the batch were scored with the term frequencies of every record, as in the
     full re-run: they must be equal. Older pairs keep the weights of the run that scored them
     (term frequencies of the 99%), so theirs may move a little in the full re-run."""
-    keys = batch.select(F.col(ID).alias("k"))
-    on_batch = [
-        df.join(
-            keys, (F.col("record_key_l") == F.col("k")) | (F.col("record_key_r") == F.col("k")), "left_semi"
-        )
-        for df in (inc, full)
-    ]
+    keys = batch.select(F.lit(SOURCE).alias("source"), F.col(ID).alias("record_key"))
+    on_batch = [pairs_touching(df, keys).dropDuplicates(PAIR_KEY).cache() for df in (inc, full)]
     w = [*PAIR_KEY, F.round("match_weight", 6).alias("w")]
     old = [df.join(b, PAIR_KEY, "left_anti") for df, b in zip((inc, full), on_batch, strict=True)]
     both_old = old[0].alias("i").join(old[1].alias("f"), PAIR_KEY)
