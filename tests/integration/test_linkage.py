@@ -422,6 +422,19 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters_then_merges_a_batch(spa
         link_records(spark, str(src), CFG, str(tmp_path / "out2"), output_fmt="parquet", **run)
 
 
+def test_link_records_refuses_null_and_repeated_ids_before_scoring(spark, tmp_path):
+    from cdplake.identity.record_linking import link_records
+
+    src = tmp_path / "people.csv"
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "first_name", "email"])
+        w.writerows([["a1", "Anna", "anna@x.com"], ["a1", "Ann", ""], ["", "Ben", ""], ["b2", "Ben", ""]])
+    with pytest.raises(ValueError, match=r"id column 'id' must be unique and non-null: 1 null, 1 repeated"):
+        link_records(spark, str(src), CFG, str(tmp_path / "out"), id_column="id")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engine):
     everyone = records(spark, PEOPLE)

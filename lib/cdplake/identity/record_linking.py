@@ -110,7 +110,7 @@ def count_checked(records: DataFrame, id_column: str) -> int:
     problems = records.agg(
         F.count("*").alias("n"),
         F.count(F.when(F.col("record_key").isNull(), 1)).alias("null_ids"),
-        (F.count("*") - F.countDistinct("record_key")).alias("repeated"),
+        (F.count("record_key") - F.countDistinct("record_key")).alias("repeated"),
     ).first()
     if problems["null_ids"] or problems["repeated"]:
         raise ValueError(
