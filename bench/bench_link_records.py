@@ -29,12 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench_linkage import build_lake, the_batch
+from bench_linkage import build_lake, cluster_from_scratch, the_batch
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.config import load_env, load_linkage_config
-from cdplake.identity.cluster_update import update_clusters
 from cdplake.identity.incremental import pairs_touching
 from cdplake.identity.probabilistic import silver_person_records
 from cdplake.identity.record_linking import link_records
@@ -84,16 +83,7 @@ def compare(spark, cfg, inc: DataFrame, full: DataFrame, batch: DataFrame) -> di
 def full_clustering(spark, cfg, pairs: DataFrame, people: DataFrame) -> DataFrame:
     """Every record clustered from scratch over ``pairs`` (the update path with all touched)."""
     keys = people.select(F.lit(SOURCE).alias("source"), F.col(ID).alias("record_key"))
-    return update_clusters(
-        keys.limit(0).withColumn("cluster_id", F.lit(None).cast("string")),
-        keys,
-        pairs,
-        keys,
-        cfg.threshold_match_probability,
-        max_cluster_size=cfg.max_cluster_size,
-        split_thresholds=cfg.split_thresholds,
-        max_rounds=3,
-    ).clusters.select(*CLUSTER_COLUMNS)
+    return cluster_from_scratch(keys, pairs, cfg).select(*CLUSTER_COLUMNS)
 
 
 def timed(label: str, **kwargs) -> tuple[float, object]:

@@ -311,18 +311,25 @@ def cluster_baseline(records: DataFrame, full_edges: DataFrame, cfg) -> ClusterB
     before = full_edges.join(
         pairs, ["source_l", "record_key_l", "source_r", "record_key_r"], "left_anti"
     ).cache()
-    clustered = update_clusters(
+    clustered = cluster_from_scratch(keys, before, cfg).cache()
+    clustered.count()
+    return ClusterBaseline(pairs=before, clusters=clustered)
+
+
+def cluster_from_scratch(keys: DataFrame, pairs: DataFrame, cfg) -> DataFrame:
+    """Every record of ``keys`` (``source, record_key``) clustered over ``pairs`` with the
+    configured threshold and guard: the update path with no previous clusters and every
+    record touched, on Spark."""
+    return update_clusters(
         keys.limit(0).withColumn("cluster_id", F.lit(None).cast("string")),
         keys,
-        before,
+        pairs,
         keys,
         cfg.threshold_match_probability,
         max_cluster_size=cfg.max_cluster_size,
         split_thresholds=cfg.split_thresholds,
         max_rounds=3,
-    ).clusters.cache()
-    clustered.count()
-    return ClusterBaseline(pairs=before, clusters=clustered)
+    ).clusters
 
 
 def run_cluster_update(spark, env, records, inc_edges, baseline: ClusterBaseline, assigned, cfg, rep: int):

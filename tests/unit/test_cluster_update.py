@@ -40,6 +40,17 @@ RECORDS_NOW = ["a1", "a2", "a3", "a4", "a5", "a7", "a8", "n1"]
 TOUCHED = ["n1", "a5", "a6"]
 
 
+# The guarded test's clusters after the batch: record, cluster, component.
+GUARDED = [
+    ("a1", "1:p:a1", "p:a1"),
+    ("a2", "1:p:a1", "p:a1"),
+    ("a3", "1:p:a3", "p:a1"),
+    ("n1", "1:p:a3", "p:a1"),
+    ("a4", "p:a4", "p:a4"),
+    ("a5", "p:a5", "p:a5"),
+]
+
+
 def frame(spark, rows, ddl, width):
     return spark.createDataFrame([("p", *r) if width > 1 else ("p", r) for r in rows], ddl)
 
@@ -86,14 +97,7 @@ def test_the_over_merge_guard_applies_inside_the_scope_and_split_clusters_are_cr
     # a3-n1 (0.96), "1:" naming the first stricter cut; the others fit and keep their ids.
     # component_id keeps the component each part came from.
     update = update_clusters(*args, max_cluster_size=3, split_thresholds=(0.94,))
-    want = [
-        ("a1", "1:p:a1", "p:a1"),
-        ("a2", "1:p:a1", "p:a1"),
-        ("a3", "1:p:a3", "p:a1"),
-        ("n1", "1:p:a3", "p:a1"),
-        ("a4", "p:a4", "p:a4"),
-        ("a5", "p:a5", "p:a5"),
-    ]
+    want = GUARDED
     assertDataFrameEqual(update.clusters, frame(spark, want, WITH_COMPONENT_DDL, 3))
 
     # A cluster the guard split before: a7-a9 (0.999) in one part, a10, linked to a9 at 0.99,
@@ -136,14 +140,7 @@ def test_the_driver_clusters_a_small_scope_as_spark_does(spark, max_size, thresh
     assertDataFrameEqual(on_driver.scope, scope)
     assertDataFrameEqual(on_spark.scope, scope)
     if max_size:  # the first test's guarded rows
-        want = [
-            ("a1", "1:p:a1", "p:a1"),
-            ("a2", "1:p:a1", "p:a1"),
-            ("a3", "1:p:a3", "p:a1"),
-            ("n1", "1:p:a3", "p:a1"),
-            ("a4", "p:a4", "p:a4"),
-            ("a5", "p:a5", "p:a5"),
-        ]
+        want = GUARDED
     else:
         want = [(k, c, c) for k, c in [("a1", "p:a1"), ("a2", "p:a1"), ("a3", "p:a1"), ("n1", "p:a1")]]
         want += [("a4", "p:a4", "p:a4"), ("a5", "p:a5", "p:a5")]
