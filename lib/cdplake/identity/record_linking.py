@@ -228,7 +228,11 @@ def link_records(
         )
     source = Path(input_path.rstrip("/")).stem or "input"
     records = prepare_records(read_records(spark, input_path, input_fmt), cfg, id_column, source).cache()
-    n_records = count_checked(records, id_column)
+    try:
+        n_records = count_checked(records, id_column)
+    except ValueError:
+        records.unpersist()
+        raise
     model = _saved_model(spark, model_path) if model_path else None
     tmp = checkpoint_dir or spark.sparkContext.getCheckpointDir()
     mode, reason, batch, scope, candidates = "full", "", 0, 0, 0
