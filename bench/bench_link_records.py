@@ -16,8 +16,11 @@ Per scale, on the lake ``bench_linkage.py`` builds (``--reuse`` takes a kept one
 3. ``link_records --incremental`` on a copy of step 1's output (timed, ``--reps`` times);
 4. ``link_records`` in full on every record with step 1's model (timed, ``--reps`` times).
 
-Then the pair and cluster tables of 3 and 4 are compared row by row (pairs by key and weight,
-clusters by record, cluster id and component id): they must be equal.
+Then the last repetition's tables are checked: the batch's pairs must equal the full
+re-run's (key and weight), and the cluster table must equal a from-scratch clustering of the
+incremental run's own pairs. Older pairs keep the weights of the 99% run (its term
+frequencies), so how far they and the clusters drift from the full re-run is reported, not
+required to be zero.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def differing(a: DataFrame, b: DataFrame) -> int:
     return a.exceptAll(b).count() + b.exceptAll(a).count()
 
 
-def compare(spark, cfg, inc: DataFrame, full: DataFrame, batch: DataFrame) -> dict:
+def compare(cfg, inc: DataFrame, full: DataFrame, batch: DataFrame) -> dict:
     """The incremental run's pairs against the full re-run's.
 
     Pairs touching the batch were scored with the term frequencies of every record, as in the
@@ -80,7 +83,7 @@ def compare(spark, cfg, inc: DataFrame, full: DataFrame, batch: DataFrame) -> di
     }
 
 
-def full_clustering(spark, cfg, pairs: DataFrame, people: DataFrame) -> DataFrame:
+def full_clustering(cfg, pairs: DataFrame, people: DataFrame) -> DataFrame:
     """Every record clustered from scratch over ``pairs`` (the update path with all touched)."""
     keys = people.select(F.lit(SOURCE).alias("source"), F.col(ID).alias("record_key"))
     return cluster_from_scratch(keys, pairs, cfg).select(*CLUSTER_COLUMNS)
@@ -109,11 +112,15 @@ def main() -> None:
     root = Path(env.storage.root) / "bench_link_records"
     shutil.rmtree(root, ignore_errors=True)
     table, seeded, model = str(root / "input" / "people"), str(root / "seeded"), root / "model"
-    people = silver_person_records(spark, env).select(F.col("unique_id").alias(ID), *cfg.columns).cache()
+    records = silver_person_records(spark, env)
+    flagged = records.select(
+        F.col("unique_id").alias(ID), *cfg.columns, the_batch(records).alias("_in_batch")
+    ).cache()
+    people = flagged.drop("_in_batch")
     n = people.count()
-    batch = people.where(the_batch(people.withColumnRenamed(ID, "unique_id")))
+    batch = flagged.where("_in_batch").drop("_in_batch")
     n_batch = batch.count()
-    people.where(~the_batch(people.withColumnRenamed(ID, "unique_id"))).write.format("delta").save(table)
+    flagged.where(~F.col("_in_batch")).drop("_in_batch").write.format("delta").save(table)
     common = {
         "spark": spark,
         "input_path": table,
@@ -141,10 +148,10 @@ def main() -> None:
         return spark.read.format("delta").load(f"{out}/{name}")
 
     inc_out, full_out = str(root / f"inc_{args.reps - 1}"), str(root / f"full_{args.reps - 1}")
-    check = compare(spark, cfg, table_of(inc_out, "pairs"), table_of(full_out, "pairs"), batch)
+    check = compare(cfg, table_of(inc_out, "pairs"), table_of(full_out, "pairs"), batch)
     clusters_wrong = differing(
         table_of(inc_out, "clusters").select(*CLUSTER_COLUMNS),
-        full_clustering(spark, cfg, table_of(inc_out, "pairs"), people),
+        full_clustering(cfg, table_of(inc_out, "pairs"), people),
     )
     clusters_vs_full = differing(
         table_of(inc_out, "clusters").select(*CLUSTER_COLUMNS),
@@ -178,7 +185,7 @@ def main() -> None:
         f"cluster rows differing from a full clustering of the incremental run's own pairs: "
         f"{clusters_wrong:,}; from the full re-run's clusters: {clusters_vs_full:,}"
     )
-    people.unpersist()
+    flagged.unpersist()
     spark.stop()
     if check["batch_differ"] or clusters_wrong:
         raise SystemExit("the incremental run's batch pairs or clusters are wrong")

@@ -241,7 +241,7 @@ def link_records(
         if previous is not None:
             model = previous
             mode = "incremental"
-            batch, scope = _link_batch(spark, records, model, cfg, output, run_id, tmp)
+            batch, scope = _link_batch(spark, records, source, model, cfg, output, run_id, tmp)
     if mode == "full":
         if model is None:
             model = train_model(spark, records, cfg, new_model_version(), checkpoint_dir=tmp)
@@ -323,6 +323,7 @@ def _previous_run(
 def _link_batch(
     spark: SparkSession,
     records: DataFrame,
+    source: str,
     model: LinkageModel,
     cfg: LinkageConfig,
     output: str,
@@ -348,8 +349,7 @@ def _link_batch(
         .localCheckpoint(eager=True)
     )
     changed = diff.where("_present").select("record_key")
-    source = records.select("source").limit(1)
-    touched = diff.crossJoin(source).select("source", "record_key")
+    touched = diff.select(F.lit(source).alias("source"), "record_key")
     if diff.isEmpty():
         return 0, 0
     new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
@@ -367,7 +367,7 @@ def _link_batch(
     )
     old_clusters = spark.read.format("delta").load(paths["clusters"])
     update = update_clusters(
-        old_clusters.crossJoin(source).select("source", "record_key", "cluster_id", "component_id"),
+        old_clusters.select(F.lit(source).alias("source"), "record_key", "cluster_id", "component_id"),
         records.select("source", "record_key"),
         spark.read.format("delta").load(paths["pairs"]),
         touched,
