@@ -422,6 +422,65 @@ def test_link_records_on_a_csv_writes_pairs_and_clusters_then_merges_a_batch(spa
         link_records(spark, str(src), CFG, str(tmp_path / "out2"), output_fmt="parquet", **run)
 
 
+def _people_csv(path: Path, rows) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "first_name", "email"])
+        w.writerows([[k, n, e or ""] for k, n, e in rows])
+
+
+def test_an_incremental_run_stopped_half_way_is_finished_by_the_next(spark, tmp_path, monkeypatch):
+    """A run that appended a new record's pairs and stopped before its last commit leaves its
+    journal; the next run must rewrite those pairs, not append them again."""
+    import cdplake.identity.record_linking as linking
+
+    src = tmp_path / "people.csv"
+    model_file = tmp_path / "linkage_stop.json"
+    model_file.write_text(json.dumps(hand_model("linkage_stop").settings))
+    run = dict(id_column="id", model_path=str(model_file))
+    outputs = {name: str(tmp_path / name) for name in ("clean", "stopped")}
+    _people_csv(src, PEOPLE[:5])
+    for out in outputs.values():
+        linking.link_records(spark, str(src), CFG, out, run_id="run_1", **run)
+    _people_csv(src, [*PEOPLE[:5], ("a4", "Anna", "anna@x.com")])  # a4 is new: the append path
+    clean = linking.link_records(
+        spark, str(src), CFG, outputs["clean"], run_id="run_2", incremental=True, **run
+    )
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:  # stops after the pairs are appended, before the clusters
+        m.setattr(linking, "update_clusters", stop)
+        with pytest.raises(RuntimeError, match="killed"):
+            linking.link_records(
+                spark, str(src), CFG, outputs["stopped"], run_id="run_2", incremental=True, **run
+            )
+    assert (tmp_path / "stopped" / linking.PENDING).exists()
+    stopped_pairs = spark.read.format("delta").load(outputs["stopped"] + "/pairs")
+    assert stopped_pairs.where("record_key_r = 'a4'").count() == 3  # the stopped run's pairs are there
+    resumed = linking.link_records(
+        spark, str(src), CFG, outputs["stopped"], run_id="run_2", incremental=True, **run
+    )
+    assert (
+        (resumed.batch_records, resumed.pairs_written, resumed.links, resumed.clusters)
+        == (
+            clean.batch_records,
+            clean.pairs_written,
+            clean.links,
+            clean.clusters,
+        )
+        == (1, 7, 3, 4)
+    )
+    for table in ("pairs", "clusters", linking.FINGERPRINTS):
+        assertDataFrameEqual(
+            spark.read.format("delta").load(f"{outputs['stopped']}/{table}"),
+            spark.read.format("delta").load(f"{outputs['clean']}/{table}"),
+        )
+    assert not (tmp_path / "stopped" / linking.PENDING).exists()
+    assert not (tmp_path / "clean" / linking.PENDING).exists()
+
+
 def test_link_records_refuses_null_and_repeated_ids_before_scoring(spark, tmp_path):
     from cdplake.identity.record_linking import link_records
 

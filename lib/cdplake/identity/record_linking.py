@@ -35,7 +35,7 @@ from cdplake.identity.probabilistic import (
     score_incremental,
     train_model,
 )
-from cdplake.io.delta import replace_rows, table_exists
+from cdplake.io.delta import delete_path, path_exists, replace_rows, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -151,6 +151,9 @@ class LinkResult:
 
 # What an incremental run compares with: one row per input record as last scored.
 FINGERPRINTS = "records"
+# Written before an incremental run changes a table, removed after its last commit: a run
+# that finds it knows the one before stopped half way.
+PENDING = "_incremental_pending.json"
 PAIR_KEY = ["source_l", "record_key_l", "source_r", "record_key_r"]
 
 
@@ -330,41 +333,64 @@ def _link_batch(
     run_id: str,
     checkpoint_dir: str | None,
 ) -> tuple[int, int]:
-    """Score the new and changed records, MERGE their pairs and the clusters they change.
+    """Score the new and changed records, write their pairs and MERGE the clusters they change.
+
+    When every record of the batch is new (none changed or gone) and the last run finished,
+    no stored pair touches the batch: its pairs are appended and its fingerprints too, with
+    no lookup in either table. Otherwise the stored pairs and fingerprints of the touched
+    records are replaced with MERGEs. The journal file (:data:`PENDING`) marks a run in
+    progress; a run that finds it takes the MERGE path, which rewrites whatever pairs the
+    stopped run left for the records it scores again.
 
     Returns:
         ``(records new or changed, records re-clustered)``.
     """
     paths = {name: f"{output}/{name}" for name in ("pairs", "clusters", FINGERPRINTS)}
+    journal = f"{output}/{PENDING}"
+    recovering = path_exists(spark, journal)
     before = spark.read.format("delta").load(paths[FINGERPRINTS])
     now = fingerprints(records, cfg, model.version)
-    # One join finds both: a record is new or changed (its fingerprint differs or it had
-    # none), or gone (no longer in the input). Pinned before the tables change.
+    # One join finds them all: a record is new (no fingerprint), changed (its fingerprint
+    # differs) or gone (no longer in the input). Pinned before the tables change.
     was = before.select("record_key", F.struct("fingerprint", "model_version").alias("_was"))
     diff = (
         now.select("record_key", F.struct("fingerprint", "model_version").alias("_now"))
         .join(was, "record_key", "full_outer")
         .where(~F.col("_now").eqNullSafe(F.col("_was")))
-        .select("record_key", F.col("_now").isNotNull().alias("_present"))
+        .select(
+            "record_key", F.col("_now").isNotNull().alias("_present"), F.col("_was").isNotNull().alias("_had")
+        )
         .localCheckpoint(eager=True)
     )
+    sizes = diff.agg(
+        F.count("*").alias("touched"),
+        F.count(F.when(F.col("_present"), 1)).alias("present"),
+        F.count(F.when(F.col("_had"), 1)).alias("had"),
+    ).first()
+    if not sizes["touched"]:
+        if recovering:  # the stopped run had made its last commit
+            delete_path(spark, journal)
+        return 0, 0
+    appending = not recovering and not sizes["had"]
     changed = diff.where("_present").select("record_key")
     touched = diff.select(F.lit(source).alias("source"), "record_key")
-    if diff.isEmpty():
-        return 0, 0
-    new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
-    n_new = new.count()
+    n_new = sizes["present"]
     old_pairs = spark.read.format("delta").load(paths["pairs"])
     if n_new:
+        new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
         existing = records.join(changed, "record_key", "left_anti")
         edges = score_incremental(
             spark, existing, new, model, cfg, run_id, checkpoint_dir=checkpoint_dir
         ).localCheckpoint(eager=True)
     else:  # records only vanished
         edges = spark.createDataFrame([], old_pairs.schema)
-    replace_rows(
-        edges.select(*old_pairs.columns), pairs_touching(old_pairs, touched), paths["pairs"], PAIR_KEY
-    )
+    _write_text(spark, journal, json.dumps({"run_id": run_id, "batch_records": sizes["touched"]}))
+    if appending:
+        edges.select(*old_pairs.columns).write.format("delta").mode("append").save(paths["pairs"])
+    else:
+        replace_rows(
+            edges.select(*old_pairs.columns), pairs_touching(old_pairs, touched), paths["pairs"], PAIR_KEY
+        )
     old_clusters = spark.read.format("delta").load(paths["clusters"])
     update = update_clusters(
         old_clusters.select(F.lit(source).alias("source"), "record_key", "cluster_id", "component_id"),
@@ -379,10 +405,15 @@ def _link_batch(
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
     scope = update.scope.select("record_key")
     replace_rows(rows, scope, paths["clusters"], ["record_key"])
-    replace_rows(
-        now.join(changed, "record_key", "left_semi"),
-        before.join(touched.select("record_key"), "record_key", "left_semi"),
-        paths[FINGERPRINTS],
-        ["record_key"],
-    )
+    new_prints = now.join(changed, "record_key", "left_semi")
+    if appending:
+        new_prints.write.format("delta").mode("append").save(paths[FINGERPRINTS])
+    else:
+        replace_rows(
+            new_prints,
+            before.join(touched.select("record_key"), "record_key", "left_semi"),
+            paths[FINGERPRINTS],
+            ["record_key"],
+        )
+    delete_path(spark, journal)
     return n_new, scope.count()

@@ -57,6 +57,14 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Delete a file or folder (recursively) if it exists, on any Hadoop filesystem."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs.delete(hadoop_path, True)
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
     """Whether ``path`` holds a Delta table.
 
