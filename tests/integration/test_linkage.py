@@ -506,8 +506,10 @@ def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engin
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
 
 
-@pytest.mark.parametrize("driver_max_records", [0, 1000])
-def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark, driver_max_records):
+@pytest.mark.parametrize(("driver_max_records", "given_links"), [(0, False), (1000, False), (1000, True)])
+def test_updating_the_clusters_for_a_batch_equals_clustering_everything(
+    spark, driver_max_records, given_links
+):
     from cdplake.identity.cluster_update import update_clusters
 
     # Before a2 came, Splink clustered {a1, a3} (0.155 >= 0.1), {b1, b2} and {c1}; the pairs
@@ -520,16 +522,19 @@ def test_updating_the_clusters_for_a_batch_equals_clustering_everything(spark, d
         CLUSTER_DDL,
     )
     keys = records(spark, PEOPLE).select("source", "record_key")
+    pairs = spark.createDataFrame(edge_rows("run_6"), EDGE_DDL)
     update = update_clusters(
         # The driver needs each cluster's component: here the cluster itself.
         previous.withColumn("component_id", F.col("cluster_id")) if driver_max_records else previous,
         keys,
-        spark.createDataFrame(edge_rows("run_6"), EDGE_DDL),
+        pairs,
         keys.where("record_key = 'a2'"),
         0.1,
         max_cluster_size=2,
         split_thresholds=(0.5,),
         driver_max_records=driver_max_records,
+        # a2's pairs, as the batch that scored them hands them over
+        touched_links=pairs.where("'a2' IN (record_key_l, record_key_r)") if given_links else None,
     )
     assert update.engine == ("driver" if driver_max_records else "spark")
     # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's

@@ -128,6 +128,7 @@ def update_clusters(
     max_rounds: int = 10,
     graph: GraphSettings = _DEFAULT_GRAPH,
     driver_max_records: int = 0,
+    touched_links: DataFrame | None = None,
 ) -> ClusterUpdate:
     """Re-cluster only what a batch of new, changed or vanished records can change.
 
@@ -145,6 +146,9 @@ def update_clusters(
         driver_max_records: cluster on the driver when the touched records, the scope and its
             links each number at most this many (and ``previous`` has ``component_id``);
             0 always clusters on Spark.
+        touched_links: every pair of ``pairs`` with an end in ``touched`` (below the threshold
+            allowed), when the caller has them at hand, e.g. a batch's pairs just written:
+            the driver path then takes them from there instead of scanning ``pairs``.
 
     Returns:
         The scope and its new rows; the result equals a full clustering's rows of the scope.
@@ -153,8 +157,11 @@ def update_clusters(
 
     links = pairs.where(F.col("match_probability") >= threshold)
     if driver_max_records > 0 and "component_id" in previous.columns:
+        known = (
+            None if touched_links is None else touched_links.where(F.col("match_probability") >= threshold)
+        )
         on_driver = _update_on_driver(
-            previous, records, links, touched, max_cluster_size, split_thresholds, driver_max_records
+            previous, records, links, touched, max_cluster_size, split_thresholds, driver_max_records, known
         )
         if on_driver is not None:
             return on_driver
@@ -194,14 +201,18 @@ def update_clusters(
     )
 
 
-def _links_on(links: DataFrame, nodes: DataFrame, limit: int) -> list[tuple[str, str, float]] | None:
-    """``(unique_id_l, unique_id_r, match_probability)`` of the links with an end in ``nodes``
-    (one column ``unique_id``), from one scan of ``links``; None when more than ``limit``."""
-    ends = links.select(
+def _link_tuples(links: DataFrame) -> DataFrame:
+    return links.select(
         _uid("source_l", "record_key_l").alias("_l"),
         _uid("source_r", "record_key_r").alias("_r"),
         F.col("match_probability").cast("double").alias("_p"),
     )
+
+
+def _links_on(links: DataFrame, nodes: DataFrame, limit: int) -> list[tuple[str, str, float]] | None:
+    """``(unique_id_l, unique_id_r, match_probability)`` of the links with an end in ``nodes``
+    (one column ``unique_id``), from one scan of ``links``; None when more than ``limit``."""
+    ends = _link_tuples(links)
     # A link with both ends in ``nodes`` comes out twice.
     hit = (
         ends.withColumn(UNIQUE_ID, F.explode(F.array("_l", "_r")))
@@ -243,12 +254,14 @@ def _update_on_driver(
     max_cluster_size: int,
     split_thresholds: tuple[float, ...],
     cap: int,
+    touched_links: DataFrame | None = None,
 ) -> ClusterUpdate | None:
     """:func:`update_clusters` with the scope clustered on the driver; None when it is too big.
 
     The scope is :func:`cluster_scope`'s with ``component_id``: the touched records, the far
     ends of their links and every record of the old components those are in. Its links are
-    the links with an end in it (both ends are, by closure).
+    the links with an end in it (both ends are, by closure). ``touched_links``, when given,
+    are the links with an end in the touched records, collected instead of scanning ``links``.
     """
     from cdplake.identity.probabilistic import split_nodes
 
@@ -257,7 +270,11 @@ def _update_on_driver(
     seeds = {r[0] for r in touched.select(uid).distinct().limit(cap + 1).collect()}
     if len(seeds) > cap:
         return None
-    first = _links_on(links, _node_frame(previous, seeds), cap)
+    if touched_links is None:
+        first = _links_on(links, _node_frame(previous, seeds), cap)
+    else:
+        got = _link_tuples(touched_links).limit(cap + 1).collect()
+        first = None if len(got) > cap else [(r[0], r[1], r[2]) for r in got]
     if first is None:
         return None
     reached = seeds | {u for a, b, _ in first for u in (a, b)}

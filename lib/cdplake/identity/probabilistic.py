@@ -661,46 +661,65 @@ def blocking_candidates(
     """
     if any(rule.sql for rule in rules):
         return None
-    parts: list[DataFrame] = []
-    for rule in rules:
-        keys, names, present = _rule_keys(rule)
-        new_keys = new.select(*keys).where(present).distinct()
-        parts.append(existing.select("*", *keys).join(F.broadcast(new_keys), names, "left_semi").drop(*names))
-    if not parts:
+    if not rules:
         return existing.limit(0)
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out.dropDuplicates([UNIQUE_ID])
+    # Every rule's key of a record as one 64-bit hash of the rule number and the key values,
+    # so one scan of ``existing`` and one broadcast semi-join serve every rule. Two keys that
+    # collide only add an existing record that no rule pairs: scoring applies the rules.
+    keyed: list[Column] = []
+    for number, rule in enumerate(rules):
+        keys = [F.expr(e) for e in rule.on]
+        present = F.lit(True)
+        for key in keys:
+            present = present & key.isNotNull()
+        keyed.append(F.when(present, F.xxhash64(F.lit(number), *keys)))
+    block = F.explode(F.array(*keyed)).alias("_block")
+    new_keys = new.select(block).where(F.col("_block").isNotNull()).distinct()
+    return (
+        existing.select("*", block)
+        .join(F.broadcast(new_keys), "_block", "left_semi")
+        .drop("_block")
+        .dropDuplicates([UNIQUE_ID])
+    )
 
 
-def _term_frequencies(records: DataFrame, values_of: DataFrame, columns: list[str]) -> dict[str, Any]:
+def _term_frequencies(records: DataFrame, values_of: Any, columns: list[str]) -> dict[str, Any]:
     """Splink's term-frequency tables over ``records``, only for values found in ``values_of``.
 
     Splink's own definition: a value's count over the count of non-null values of the column.
-    One Spark job for every column together (values compared as strings, cast back after).
+    One scan and one aggregation for every column together: values not wanted are counted
+    in one group per column, for its total (values compared as strings, cast back after).
+
+    Args:
+        records: every record.
+        values_of: a pyarrow table with ``columns``: the values whose frequencies are wanted.
+        columns: the term-frequency columns.
 
     Returns:
         column -> a pyarrow table ``<column>, tf_<column>``.
     """
     import pyarrow as pa
 
-    def stacked(frame: DataFrame) -> DataFrame:
-        cells = F.array(
-            *[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
-        )
-        return frame.select(F.explode(cells).alias("cell")).select("cell.*").where(F.col("value").isNotNull())
-
-    all_cells = stacked(records)
-    wanted = F.broadcast(stacked(values_of).distinct())
-    counts = all_cells.join(wanted, ["column", "value"], "left_semi").groupBy("column", "value").count()
-    totals = (
-        all_cells.groupBy("column")
-        .count()
-        .select("column", F.lit(None).cast("string").alias("value"), "count")
+    spark = records.sparkSession
+    wanted = sorted({(c, str(v)) for c in columns for v in values_of.column(c).to_pylist() if v is not None})
+    marks = spark.createDataFrame(
+        [(c, v, True) for c, v in wanted] or [("", "", True)], "column string, value string, _wanted boolean"
     )
-    rows = counts.unionByName(totals).collect()
-    total = {r["column"]: r["count"] for r in rows if r["value"] is None}
+    cells = F.array(
+        *[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
+    )
+    all_cells = (
+        records.select(F.explode(cells).alias("cell")).select("cell.*").where(F.col("value").isNotNull())
+    )
+    rows = (
+        all_cells.join(F.broadcast(marks), ["column", "value"], "left")
+        .groupBy("column", F.when(F.col("_wanted"), F.col("value")).alias("value"))
+        .count()
+        .collect()
+    )
+    total: dict[str, int] = {}
+    for r in rows:
+        total[r["column"]] = total.get(r["column"], 0) + r["count"]
     out: dict[str, Any] = {}
     for column in columns:
         mine = [r for r in rows if r["column"] == column and r["value"] is not None]
@@ -762,8 +781,7 @@ def _score_batch_on_driver(
     tf_columns = _tf_columns(settings)
     frequencies = {}
     if tf_columns:
-        values = spark.createDataFrame(local.select(tf_columns))
-        frequencies = _term_frequencies(existing.unionByName(new), values, tf_columns)
+        frequencies = _term_frequencies(existing.unionByName(new), local.select(tf_columns), tf_columns)
     con = duckdb.connect()
     try:
         driver_sql.register(con)

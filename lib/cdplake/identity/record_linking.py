@@ -154,6 +154,8 @@ FINGERPRINTS = "records"
 # Written before an incremental run changes a table, removed after its last commit: a run
 # that finds it knows the one before stopped half way.
 PENDING = "_incremental_pending.json"
+# A batch of at most this many records is broadcast to every task that joins it.
+BROADCAST_BATCH_MAX = 1_000_000
 PAIR_KEY = ["source_l", "record_key_l", "source_r", "record_key_r"]
 
 
@@ -377,8 +379,10 @@ def _link_batch(
     n_new = sizes["present"]
     old_pairs = spark.read.format("delta").load(paths["pairs"])
     if n_new:
-        new = records.join(changed, "record_key", "left_semi").localCheckpoint(eager=True)
-        existing = records.join(changed, "record_key", "left_anti")
+        # Spark cannot size a checkpoint, so it would shuffle every record to join a batch.
+        by_key = F.broadcast(changed) if n_new <= BROADCAST_BATCH_MAX else changed
+        new = records.join(by_key, "record_key", "left_semi").localCheckpoint(eager=True)
+        existing = records.join(by_key, "record_key", "left_anti")
         edges = score_incremental(
             spark, existing, new, model, cfg, run_id, checkpoint_dir=checkpoint_dir
         ).localCheckpoint(eager=True)
@@ -401,6 +405,7 @@ def _link_batch(
         max_cluster_size=cfg.max_cluster_size,
         split_thresholds=cfg.split_thresholds,
         driver_max_records=cfg.incremental.cluster_driver_max,
+        touched_links=edges,  # after the write, the pairs with an end in ``touched`` are these
     )
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
     scope = update.scope.select("record_key")
