@@ -493,6 +493,25 @@ def test_link_records_refuses_null_and_repeated_ids_before_scoring(spark, tmp_pa
         link_records(spark, str(src), CFG, str(tmp_path / "out"), id_column="id")
     assert not (tmp_path / "out").exists()  # nothing written
 
+    # An incremental run checks the ids in the job that finds the batch: refused the same way,
+    # before it writes anything.
+    good = tmp_path / "good.csv"
+    _people_csv(good, PEOPLE[:2])
+    model_file = tmp_path / "linkage_ids.json"
+    model_file.write_text(json.dumps(hand_model("linkage_ids").settings))
+    out = str(tmp_path / "inc")
+    link_records(spark, str(good), CFG, out, id_column="id", model_path=str(model_file))
+    versions = {
+        t: spark.sql(f"DESCRIBE HISTORY delta.`{out}/{t}`").count() for t in ("pairs", "clusters", "records")
+    }
+    _people_csv(good, [*PEOPLE[:2], ("a1", "Ann", None), ("", "Ben", None), ("", "Bo", None)])
+    with pytest.raises(ValueError, match=r"id column 'id' must be unique and non-null: 2 null, 1 repeated"):
+        link_records(spark, str(good), CFG, out, id_column="id", model_path=str(model_file), incremental=True)
+    assert versions == {
+        t: spark.sql(f"DESCRIBE HISTORY delta.`{out}/{t}`").count() for t in ("pairs", "clusters", "records")
+    }
+    assert not (tmp_path / "inc" / "_incremental_pending.json").exists()
+
 
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engine):

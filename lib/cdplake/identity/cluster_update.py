@@ -279,8 +279,12 @@ def _update_on_driver(
         return None
     reached = seeds | {u for a, b, _ in first for u in (a, b)}
     old = previous.select(uid, "component_id")
+    # Two scans with a broadcast local table each, no shuffle: the old components reached,
+    # then every record of them.
     hit = old.join(F.broadcast(_node_frame(previous, reached)), UNIQUE_ID, "left_semi").select("component_id")
-    grown = old.join(F.broadcast(hit.distinct()), "component_id", "left_semi").select(UNIQUE_ID)
+    components = sorted({r[0] for r in hit.collect()})
+    wanted = spark.createDataFrame([(c,) for c in components], "component_id string")
+    grown = old.join(F.broadcast(wanted), "component_id", "left_semi").select(UNIQUE_ID)
     found = grown.limit(cap + 1).collect()
     if len(found) > cap:
         return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from cdplake.config.linkage import LinkageConfig
@@ -112,12 +112,15 @@ def count_checked(records: DataFrame, id_column: str) -> int:
         F.count(F.when(F.col("record_key").isNull(), 1)).alias("null_ids"),
         (F.count("record_key") - F.countDistinct("record_key")).alias("repeated"),
     ).first()
-    if problems["null_ids"] or problems["repeated"]:
-        raise ValueError(
-            f"id column {id_column!r} must be unique and non-null: {problems['null_ids']} null, "
-            f"{problems['repeated']} repeated"
-        )
+    _refuse_bad_ids(id_column, problems["null_ids"], problems["repeated"])
     return problems["n"]
+
+
+def _refuse_bad_ids(id_column: str, null_ids: int, repeated: int) -> None:
+    if null_ids or repeated:
+        raise ValueError(
+            f"id column {id_column!r} must be unique and non-null: {null_ids} null, {repeated} repeated"
+        )
 
 
 @dataclass(frozen=True)
@@ -233,20 +236,24 @@ def link_records(
         )
     source = Path(input_path.rstrip("/")).stem or "input"
     records = prepare_records(read_records(spark, input_path, input_fmt), cfg, id_column, source).cache()
-    try:
-        n_records = count_checked(records, id_column)
-    except ValueError:
-        records.unpersist()
-        raise
     model = _saved_model(spark, model_path) if model_path else None
     tmp = checkpoint_dir or spark.sparkContext.getCheckpointDir()
     mode, reason, batch, scope, candidates = "full", "", 0, 0, 0
+    previous = None
     if incremental:
         previous, reason = _previous_run(spark, output, model)
-        if previous is not None:
+    try:
+        if previous is not None:  # checks the ids in the job that finds the batch
             model = previous
             mode = "incremental"
-            batch, scope = _link_batch(spark, records, source, model, cfg, output, run_id, tmp)
+            n_records, batch, scope = _link_batch(
+                spark, records, source, model, cfg, output, run_id, tmp, id_column
+            )
+        else:
+            n_records = count_checked(records, id_column)
+    except BaseException:
+        records.unpersist()
+        raise
     if mode == "full":
         if model is None:
             model = train_model(spark, records, cfg, new_model_version(), checkpoint_dir=tmp)
@@ -264,30 +271,28 @@ def link_records(
         if output_fmt == "delta":
             _write(fingerprints(records, cfg, model.version), f"{output}/{FINGERPRINTS}", "delta")
         candidates = scored.candidate_pairs
-    pairs = (
-        spark.read.format("csv" if output_fmt == "csv" else output_fmt)
-        .option("header", True)
-        .load(f"{output}/pairs")
+
+    def written(name: str) -> DataFrame:
+        return (
+            spark.read.format("csv" if output_fmt == "csv" else output_fmt)
+            .option("header", True)
+            .load(f"{output}/{name}")
+        )
+
+    link = F.col("match_probability").cast("double") >= cfg.threshold_match_probability
+    counted = (  # one job reads both tables
+        written("pairs")
+        .agg(F.count("*").alias("pairs"), F.count(F.when(link, 1)).alias("links"))
+        .crossJoin(written("clusters").agg(F.countDistinct("cluster_id").alias("clusters")))
+        .first()
     )
-    counted = pairs.agg(
-        F.count("*").alias("pairs"),
-        F.count(
-            F.when(F.col("match_probability").cast("double") >= cfg.threshold_match_probability, 1)
-        ).alias("links"),
-    ).first()
-    written = (
-        spark.read.format("csv" if output_fmt == "csv" else output_fmt)
-        .option("header", True)
-        .load(f"{output}/clusters")
-    )
-    n_clusters = written.select("cluster_id").distinct().count()
     records.unpersist()
     return LinkResult(
         records=n_records,
         candidate_pairs=candidates,
         pairs_written=counted["pairs"],
         links=counted["links"],
-        clusters=n_clusters,
+        clusters=counted["clusters"],
         model_version=model.version,
         output=output,
         mode=mode,
@@ -307,16 +312,19 @@ def _previous_run(
     """The model of the last run into ``output`` if an incremental run can go on from it, else why not."""
     if not all(table_exists(spark, f"{output}/{name}") for name in ("pairs", "clusters", FINGERPRINTS)):
         return None, "no_previous_run"
-    versions = [
-        r[0]
-        for r in spark.read.format("delta")
+    stamped = (
+        spark.read.format("delta")
         .load(f"{output}/{FINGERPRINTS}")
-        .select("model_version")
-        .distinct()
-        .collect()
-    ]
-    if len(versions) != 1:
+        .agg(
+            F.min("model_version").alias("first"),
+            F.max("model_version").alias("last"),
+            F.count(F.when(F.col("model_version").isNull(), 1)).alias("unstamped"),
+        )
+        .first()
+    )
+    if stamped["first"] is None or stamped["first"] != stamped["last"] or stamped["unstamped"]:
         return None, "no_previous_run"
+    versions = [stamped["first"]]
     if model is not None and model.version != versions[0]:
         return None, "model_changed"
     if model is None:
@@ -334,7 +342,8 @@ def _link_batch(
     output: str,
     run_id: str,
     checkpoint_dir: str | None,
-) -> tuple[int, int]:
+    id_column: str,
+) -> tuple[int, int, int]:
     """Score the new and changed records, write their pairs and MERGE the clusters they change.
 
     When every record of the batch is new (none changed or gone) and the last run finished,
@@ -344,8 +353,14 @@ def _link_batch(
     progress; a run that finds it takes the MERGE path, which rewrites whatever pairs the
     stopped run left for the records it scores again.
 
+    The job that compares the fingerprints also counts the records and checks their ids
+    (as :func:`count_checked` does), before anything is written.
+
     Returns:
-        ``(records new or changed, records re-clustered)``.
+        ``(records, records new or changed, records re-clustered)``.
+
+    Raises:
+        ValueError: a null or repeated id.
     """
     paths = {name: f"{output}/{name}" for name in ("pairs", "clusters", FINGERPRINTS)}
     journal = f"{output}/{PENDING}"
@@ -355,8 +370,20 @@ def _link_batch(
     # One join finds them all: a record is new (no fingerprint), changed (its fingerprint
     # differs) or gone (no longer in the input). Pinned before the tables change.
     was = before.select("record_key", F.struct("fingerprint", "model_version").alias("_was"))
+    # One row per id, so the join reuses the grouping's shuffle; ids are checked on the way.
+    ids = Observation("link_records_ids")
+    per_id = (
+        now.groupBy("record_key")
+        .agg(F.count("*").alias("_copies"), F.first(F.struct("fingerprint", "model_version")).alias("_now"))
+        .observe(
+            ids,
+            F.sum("_copies").alias("records"),
+            F.sum(F.when(F.col("record_key").isNull(), F.col("_copies"))).alias("null_ids"),
+            F.sum(F.when(F.col("record_key").isNotNull(), F.col("_copies") - 1)).alias("repeated"),
+        )
+    )
     diff = (
-        now.select("record_key", F.struct("fingerprint", "model_version").alias("_now"))
+        per_id.select("record_key", "_now")
         .join(was, "record_key", "full_outer")
         .where(~F.col("_now").eqNullSafe(F.col("_was")))
         .select(
@@ -364,6 +391,9 @@ def _link_batch(
         )
         .localCheckpoint(eager=True)
     )
+    checked = ids.get
+    _refuse_bad_ids(id_column, checked["null_ids"] or 0, checked["repeated"] or 0)
+    n_records = checked["records"] or 0
     sizes = diff.agg(
         F.count("*").alias("touched"),
         F.count(F.when(F.col("_present"), 1)).alias("present"),
@@ -372,7 +402,7 @@ def _link_batch(
     if not sizes["touched"]:
         if recovering:  # the stopped run had made its last commit
             delete_path(spark, journal)
-        return 0, 0
+        return n_records, 0, 0
     appending = not recovering and not sizes["had"]
     changed = diff.where("_present").select("record_key")
     touched = diff.select(F.lit(source).alias("source"), "record_key")
@@ -408,8 +438,10 @@ def _link_batch(
         touched_links=edges,  # after the write, the pairs with an end in ``touched`` are these
     )
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
-    scope = update.scope.select("record_key")
-    replace_rows(rows, scope, paths["clusters"], ["record_key"])
+    scope = update.scope.select("record_key").localCheckpoint(eager=True)
+    n_scope = scope.count()
+    small = n_scope <= BROADCAST_BATCH_MAX
+    replace_rows(rows, scope, paths["clusters"], ["record_key"], broadcast=small)
     new_prints = now.join(changed, "record_key", "left_semi")
     if appending:
         new_prints.write.format("delta").mode("append").save(paths[FINGERPRINTS])
@@ -421,4 +453,4 @@ def _link_batch(
             ["record_key"],
         )
     delete_path(spark, journal)
-    return n_new, scope.count()
+    return n_records, n_new, n_scope

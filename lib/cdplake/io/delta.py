@@ -242,7 +242,9 @@ def merge_into(
     return MergeMetrics(inserted=int(row["num_inserted_rows"]), updated=int(row["num_updated_rows"]))
 
 
-def replace_rows(new: DataFrame, old: DataFrame, path: str, keys: Sequence[str]) -> MergeMetrics:
+def replace_rows(
+    new: DataFrame, old: DataFrame, path: str, keys: Sequence[str], *, broadcast: bool = False
+) -> MergeMetrics:
     """Replace the rows ``old`` of the Delta table at ``path`` by ``new``, in one MERGE.
 
     ``old`` is the part of the table being recomputed (read from the table itself, e.g. every
@@ -256,6 +258,9 @@ def replace_rows(new: DataFrame, old: DataFrame, path: str, keys: Sequence[str])
             lacks matches nothing, so the keys of a recomputed scope may stand for its rows.
         path: an existing Delta table.
         keys: columns identifying a row.
+        broadcast: ``new`` and ``old`` are small: send them to every task that joins them
+            with the table (Spark cannot size a checkpointed frame, so it would shuffle the
+            table instead).
 
     Returns:
         Rows inserted and updated (deletes are not counted).
@@ -268,6 +273,8 @@ def replace_rows(new: DataFrame, old: DataFrame, path: str, keys: Sequence[str])
     op = "_cdplake_op"
     gone = old.select(*keys).subtract(new.select(*keys)).withColumn(op, F.lit("delete"))
     source = new.withColumn(op, F.lit("upsert")).unionByName(gone, allowMissingColumns=True)
+    if broadcast:
+        source = F.broadcast(source)
     on = " AND ".join(f"{TARGET}.`{k}` <=> {SOURCE}.`{k}`" for k in keys)
     values = {f"`{c}`": f"{SOURCE}.`{c}`" for c in new.columns}
     result = (
