@@ -552,8 +552,9 @@ def test_updating_the_clusters_for_a_batch_equals_clustering_everything(
         max_cluster_size=2,
         split_thresholds=(0.5,),
         driver_max_records=driver_max_records,
-        # a2's pairs, as the batch that scored them hands them over
+        # a2's pairs, as the batch that scored them hands them over; a2 is new, none left
         touched_links=pairs.where("'a2' IN (record_key_l, record_key_r)") if given_links else None,
+        none_gone=given_links,
     )
     assert update.engine == ("driver" if driver_max_records else "spark")
     # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's

@@ -129,6 +129,7 @@ def update_clusters(
     graph: GraphSettings = _DEFAULT_GRAPH,
     driver_max_records: int = 0,
     touched_links: DataFrame | None = None,
+    none_gone: bool = False,
 ) -> ClusterUpdate:
     """Re-cluster only what a batch of new, changed or vanished records can change.
 
@@ -149,6 +150,9 @@ def update_clusters(
         touched_links: every pair of ``pairs`` with an end in ``touched`` (below the threshold
             allowed), when the caller has them at hand, e.g. a batch's pairs just written:
             the driver path then takes them from there instead of scanning ``pairs``.
+        none_gone: every touched record is in ``records`` (a batch of new records only): the
+            driver path then names the scope's records from their ids instead of reading
+            ``records``.
 
     Returns:
         The scope and its new rows; the result equals a full clustering's rows of the scope.
@@ -161,7 +165,15 @@ def update_clusters(
             None if touched_links is None else touched_links.where(F.col("match_probability") >= threshold)
         )
         on_driver = _update_on_driver(
-            previous, records, links, touched, max_cluster_size, split_thresholds, driver_max_records, known
+            previous,
+            records,
+            links,
+            touched,
+            max_cluster_size,
+            split_thresholds,
+            driver_max_records,
+            known,
+            none_gone,
         )
         if on_driver is not None:
             return on_driver
@@ -255,6 +267,7 @@ def _update_on_driver(
     split_thresholds: tuple[float, ...],
     cap: int,
     touched_links: DataFrame | None = None,
+    none_gone: bool = False,
 ) -> ClusterUpdate | None:
     """:func:`update_clusters` with the scope clustered on the driver; None when it is too big.
 
@@ -295,8 +308,15 @@ def _update_on_driver(
     if more is None or len(first) + len(more) > cap:
         return None
     scope_frame = _node_frame(previous, scope)
-    present = records.select(*RECORD, uid).join(F.broadcast(scope_frame), UNIQUE_ID, "left_semi").collect()
-    keys = {r[UNIQUE_ID]: (r["source"], r["record_key"]) for r in present}
+    record = previous.select(*RECORD).schema
+    if none_gone and all(isinstance(f.dataType, StringType) for f in record.fields):
+        # Every scope record exists; a unique_id is source:record_key, a source holds no colon.
+        keys = {u: tuple(u.split(":", 1)) for u in scope}
+    else:
+        present = (
+            records.select(*RECORD, uid).join(F.broadcast(scope_frame), UNIQUE_ID, "left_semi").collect()
+        )
+        keys = {r[UNIQUE_ID]: (r["source"], r["record_key"]) for r in present}
     inside = {(a, b): p for a, b, p in first + more if a in keys and b in keys}
     component = _components(set(keys), inside)
     cluster = dict(component)
@@ -312,7 +332,6 @@ def _update_on_driver(
                 strong[component[a]].append((a, b, p))
         for head in sorted(big):
             cluster.update(split_nodes(nodes[head], strong[head], max_cluster_size, tuple(split_thresholds)))
-    record = previous.select(*RECORD).schema
     # A unique_id is source:record_key, and a source name holds no colon.
     scope_rows = scope_frame.select(F.split(UNIQUE_ID, ":", 2).alias("_k")).select(
         F.col("_k")[0].cast(record["source"].dataType).alias("source"),

@@ -425,9 +425,10 @@ def _link_batch(
         replace_rows(
             edges.select(*old_pairs.columns), pairs_touching(old_pairs, touched), paths["pairs"], PAIR_KEY
         )
-    old_clusters = spark.read.format("delta").load(paths["clusters"])
     update = update_clusters(
-        old_clusters.select(F.lit(source).alias("source"), "record_key", "cluster_id", "component_id"),
+        spark.read.format("delta")
+        .load(paths["clusters"])
+        .select(F.lit(source).alias("source"), "record_key", "cluster_id", "component_id"),
         records.select("source", "record_key"),
         spark.read.format("delta").load(paths["pairs"]),
         touched,
@@ -436,6 +437,7 @@ def _link_batch(
         split_thresholds=cfg.split_thresholds,
         driver_max_records=cfg.incremental.cluster_driver_max,
         touched_links=edges,  # after the write, the pairs with an end in ``touched`` are these
+        none_gone=appending,
     )
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
     scope = update.scope.select("record_key").localCheckpoint(eager=True)
@@ -452,5 +454,5 @@ def _link_batch(
             paths[FINGERPRINTS],
             ["record_key"],
         )
-    delete_path(spark, journal)
+    delete_path(spark, journal)  # after the last commit
     return n_records, n_new, n_scope
