@@ -324,12 +324,12 @@ def _previous_run(
     )
     if stamped["first"] is None or stamped["first"] != stamped["last"] or stamped["unstamped"]:
         return None, "no_previous_run"
-    versions = [stamped["first"]]
-    if model is not None and model.version != versions[0]:
+    version = stamped["first"]
+    if model is not None and model.version != version:
         return None, "model_changed"
     if model is None:
         settings = json.loads(_read_text(spark, f"{output}/model.json"))
-        model = LinkageModel(version=versions[0], settings=settings)
+        model = LinkageModel(version=version, settings=settings)
     return model, ""
 
 
