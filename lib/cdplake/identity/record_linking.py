@@ -442,8 +442,8 @@ def _link_batch(
     rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
     scope = update.scope.select("record_key").localCheckpoint(eager=True)
     n_scope = scope.count()
-    small = n_scope <= BROADCAST_BATCH_MAX
-    replace_rows(rows, scope, paths["clusters"], ["record_key"], broadcast=small)
+    # Clustered on the driver, the rows are few (at most ``cluster_driver_max``).
+    replace_rows(rows, scope, paths["clusters"], ["record_key"], broadcast=update.engine == "driver")
     new_prints = now.join(changed, "record_key", "left_semi")
     if appending:
         new_prints.write.format("delta").mode("append").save(paths[FINGERPRINTS])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -51,18 +51,20 @@ def path_exists(spark: SparkSession, path: str) -> bool:
         spark: the session whose Hadoop configuration resolves the filesystem.
         path: a local path or URI.
     """
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = _hadoop_fs(spark, path)
     return bool(fs.exists(hadoop_path))
 
 
 def delete_path(spark: SparkSession, path: str) -> None:
     """Delete a file or folder (recursively) if it exists, on any Hadoop filesystem."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = _hadoop_fs(spark, path)
     fs.delete(hadoop_path, True)
+
+
+def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop ``FileSystem`` serving ``path`` and the path as a Hadoop ``Path``."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
