@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from cdplake.config.linkage import BlockingRule, LinkageConfig
 from cdplake.identity import driver_sql
 from cdplake.identity.linkage_settings import UNIQUE_ID, splink_blocking_rule, splink_settings
+from cdplake.io.delta import hadoop_fs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -445,15 +446,8 @@ def with_trained_parameters(settings: Mapping[str, Any], trained: Mapping[str, A
     return out
 
 
-def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    # Through Hadoop's FileSystem so the same code writes to a local lake and to s3a://.
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
-
-
 def _write_text(spark: SparkSession, path: str, text: str) -> None:
-    fs, hpath = _hadoop_fs(spark, path)
+    fs, hpath = hadoop_fs(spark, path)
     out = fs.create(hpath, True)
     try:
         out.write(bytearray(text.encode("utf-8")))
@@ -462,7 +456,7 @@ def _write_text(spark: SparkSession, path: str, text: str) -> None:
 
 
 def _read_text(spark: SparkSession, path: str) -> str:
-    fs, hpath = _hadoop_fs(spark, path)
+    fs, hpath = hadoop_fs(spark, path)
     if not fs.exists(hpath):
         raise FileNotFoundError(path)
     stream = fs.open(hpath)

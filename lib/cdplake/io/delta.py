@@ -51,18 +51,19 @@ def path_exists(spark: SparkSession, path: str) -> bool:
         spark: the session whose Hadoop configuration resolves the filesystem.
         path: a local path or URI.
     """
-    fs, hadoop_path = _hadoop_fs(spark, path)
+    fs, hadoop_path = hadoop_fs(spark, path)
     return bool(fs.exists(hadoop_path))
 
 
 def delete_path(spark: SparkSession, path: str) -> None:
     """Delete a file or folder (recursively) if it exists, on any Hadoop filesystem."""
-    fs, hadoop_path = _hadoop_fs(spark, path)
+    fs, hadoop_path = hadoop_fs(spark, path)
     fs.delete(hadoop_path, True)
 
 
-def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """The Hadoop ``FileSystem`` serving ``path`` and the path as a Hadoop ``Path``."""
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop ``FileSystem`` serving ``path`` (local, ``s3a://``...) and the path as a
+    Hadoop ``Path``: one way to reach a file on any lake."""
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
