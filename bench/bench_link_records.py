@@ -157,9 +157,17 @@ def main() -> None:
         table_of(inc_out, "clusters").select(*CLUSTER_COLUMNS),
         table_of(full_out, "clusters").select(*CLUSTER_COLUMNS),
     )
+    res = incremental[-1][1]
+    # The run derives its counts from the last run's and the batch's: they must be the tables'.
+    pairs_inc = table_of(inc_out, "pairs")
+    recount = (
+        pairs_inc.count(),
+        pairs_inc.where(F.col("match_probability") >= cfg.threshold_match_probability).count(),
+        table_of(inc_out, "clusters").select("cluster_id").distinct().count(),
+    )
+    counts_wrong = recount != (res.pairs_written, res.links, res.clusters)
     inc_s = statistics.median(t for t, _ in incremental)
     full_s = statistics.median(t for t, _ in full)
-    res = incremental[-1][1]
     print(
         f"\n{n:,} records, batch {n_batch:,} ({res.scope_records:,} re-clustered); "
         f"full run on the 99% with training {first:.1f}s"
@@ -185,10 +193,14 @@ def main() -> None:
         f"cluster rows differing from a full clustering of the incremental run's own pairs: "
         f"{clusters_wrong:,}; from the full re-run's clusters: {clusters_vs_full:,}"
     )
+    print(
+        f"counts reported (pairs, links, clusters): {(res.pairs_written, res.links, res.clusters)}; "
+        f"counted in its tables: {recount}"
+    )
     flagged.unpersist()
     spark.stop()
-    if check["batch_differ"] or clusters_wrong:
-        raise SystemExit("the incremental run's batch pairs or clusters are wrong")
+    if check["batch_differ"] or clusters_wrong or counts_wrong:
+        raise SystemExit("the incremental run's batch pairs, clusters or counts are wrong")
 
 
 if __name__ == "__main__":

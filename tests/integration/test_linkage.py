@@ -481,6 +481,45 @@ def test_an_incremental_run_stopped_half_way_is_finished_by_the_next(spark, tmp_
     assert not (tmp_path / "clean" / linking.PENDING).exists()
 
 
+def test_a_full_run_stopped_half_way_leaves_no_run_to_go_on_from(spark, tmp_path, monkeypatch):
+    """A full run that wrote its pairs and stopped leaves tables that do not belong together:
+    the next incremental run must run in full, not MERGE into them."""
+    import cdplake.identity.record_linking as linking
+
+    src, out = tmp_path / "people.csv", str(tmp_path / "out")
+    model_file = tmp_path / "linkage_full.json"
+    model_file.write_text(json.dumps(hand_model("linkage_full").settings))
+    run = dict(id_column="id", model_path=str(model_file))
+    _people_csv(src, PEOPLE[:5])
+    linking.link_records(spark, str(src), CFG, out, run_id="run_1", **run)
+    state = json.loads((tmp_path / "out" / linking.LAST_RUN).read_text())
+    assert state == {
+        "model_version": "linkage_full",
+        "run_id": "run_1",
+        "pairs": 4,
+        "links": 1,
+        "clusters": 4,
+    }
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    _people_csv(src, PEOPLE)
+    with monkeypatch.context() as m:  # stops after the pairs are overwritten
+        m.setattr(linking, "clusters", stop)
+        with pytest.raises(RuntimeError, match="killed"):
+            linking.link_records(spark, str(src), CFG, out, run_id="run_2", **run)
+    assert not (tmp_path / "out" / linking.LAST_RUN).exists()
+    again = linking.link_records(spark, str(src), CFG, out, run_id="run_3", incremental=True, **run)
+    assert (again.mode, again.reason, again.pairs_written, again.links, again.clusters) == (
+        "full",
+        "no_previous_run",
+        4,
+        1,
+        5,
+    )
+
+
 def test_link_records_refuses_null_and_repeated_ids_before_scoring(spark, tmp_path):
     from cdplake.identity.record_linking import link_records
 
@@ -525,11 +564,19 @@ def test_incremental_batch_gets_the_pairs_and_weights_of_a_full_run(spark, engin
     assertDataFrameEqual(inc, spark.createDataFrame(want, EDGE_DDL), rtol=1e-6)
 
 
-@pytest.mark.parametrize(("driver_max_records", "given_links"), [(0, False), (1000, False), (1000, True)])
+# A merged component of three is over a limit of 2 (the guard splits it, reading its links)
+# and within a limit of 3 (a batch of new records only joins old components: no scan).
+UNGUARDED_CLUSTERS = [("people", k, f"people:{c}") for k, c in [("a1", "a1"), ("a2", "a1"), ("a3", "a1")]]
+
+
+@pytest.mark.parametrize(
+    ("driver_max_records", "given_links", "max_size"),
+    [(0, False, 2), (1000, False, 2), (1000, True, 2), (1000, True, 3)],
+)
 def test_updating_the_clusters_for_a_batch_equals_clustering_everything(
-    spark, driver_max_records, given_links
+    spark, monkeypatch, driver_max_records, given_links, max_size
 ):
-    from cdplake.identity.cluster_update import update_clusters
+    import cdplake.identity.cluster_update as cu
 
     # Before a2 came, Splink clustered {a1, a3} (0.155 >= 0.1), {b1, b2} and {c1}; the pairs
     # now are the full run's (a2's are what incremental scoring gives, test above).
@@ -542,28 +589,89 @@ def test_updating_the_clusters_for_a_batch_equals_clustering_everything(
     )
     keys = records(spark, PEOPLE).select("source", "record_key")
     pairs = spark.createDataFrame(edge_rows("run_6"), EDGE_DDL)
-    update = update_clusters(
+    if max_size == 3:  # joined through a2's links alone, the stored pairs are not read again
+
+        def no_scan(*args, **kwargs):
+            raise AssertionError("the stored pairs were scanned")
+
+        monkeypatch.setattr(cu, "_links_on", no_scan)
+    update = cu.update_clusters(
         # The driver needs each cluster's component: here the cluster itself.
         previous.withColumn("component_id", F.col("cluster_id")) if driver_max_records else previous,
         keys,
         pairs,
         keys.where("record_key = 'a2'"),
         0.1,
-        max_cluster_size=2,
+        max_cluster_size=max_size,
         split_thresholds=(0.5,),
         driver_max_records=driver_max_records,
         # a2's pairs, as the batch that scored them hands them over; a2 is new, none left
         touched_links=pairs.where("'a2' IN (record_key_l, record_key_r)") if given_links else None,
-        none_gone=given_links,
+        only_new=given_links,
     )
     assert update.engine == ("driver" if driver_max_records else "spark")
-    # a2 joins {a1, a3}: three records, over 2, so the guard splits them at 0.5 as Splink's
-    # full clustering does (the test above); {b1, b2} and {c1} stay outside the scope.
+    # a2 joins {a1, a3}: three records. Over 2, the guard splits them at 0.5 as Splink's full
+    # clustering does (the test above); {b1, b2} and {c1} stay outside the scope.
     assert [(r.record_key) for r in update.scope.orderBy("record_key").collect()] == ["a1", "a2", "a3"]
     applied = previous.join(update.scope, ["source", "record_key"], "left_anti").unionByName(
         update.clusters.drop("component_id")
     )
-    assertDataFrameEqual(applied, spark.createDataFrame(GUARDED_CLUSTERS, CLUSTER_DDL))
+    want = GUARDED_CLUSTERS if max_size == 2 else UNGUARDED_CLUSTERS + GUARDED_CLUSTERS[3:]
+    assertDataFrameEqual(applied, spark.createDataFrame(want, CLUSTER_DDL))
+    if driver_max_records:  # 3 clusters before; the split makes 4, the plain join keeps 3
+        assert update.clusters_added == (1 if max_size == 2 else 0)
+    assertDataFrameEqual(
+        update.clusters.select("record_key", "component_id"),
+        spark.createDataFrame(
+            [(k, "people:a1") for k in ("a1", "a2", "a3")], "record_key string, component_id string"
+        ),
+    )
+
+
+@pytest.mark.parametrize("driver_max_records", [0, 1000])
+def test_a_new_record_linked_to_one_member_joins_its_whole_old_component(spark, driver_max_records):
+    from cdplake.identity.cluster_update import update_clusters
+
+    # Old: the chain k1 - k2 - k3 is one component, z1 another. New: n9, linked to k3 alone.
+    old = [("k1", "k1"), ("k2", "k1"), ("k3", "k1"), ("z1", "z1")]
+    previous = spark.createDataFrame(
+        [("people", k, f"people:{c}", f"people:{c}") for k, c in old],
+        f"{CLUSTER_DDL}, component_id string",
+    )
+    keys = spark.createDataFrame(
+        [("people", k) for k in ("k1", "k2", "k3", "n9", "z1")], "source string, record_key string"
+    )
+    pair = (
+        "source_l string, record_key_l string, source_r string, record_key_r string, match_probability double"
+    )
+    pairs = spark.createDataFrame(
+        [
+            ("people", a, "people", b, p)
+            for a, b, p in [("k1", "k2", 0.95), ("k2", "k3", 0.97), ("k3", "n9", 0.96)]
+        ],
+        pair,
+    )
+    update = update_clusters(
+        previous if driver_max_records else previous.drop("component_id"),
+        keys,
+        pairs,
+        keys.where("record_key = 'n9'"),
+        0.9,
+        max_cluster_size=10,
+        split_thresholds=(0.99,),
+        driver_max_records=driver_max_records,
+        touched_links=pairs.where("record_key_r = 'n9'") if driver_max_records else None,
+        only_new=bool(driver_max_records),
+    )
+    assert update.engine == ("driver" if driver_max_records else "spark")
+    assertDataFrameEqual(
+        update.clusters,
+        spark.createDataFrame(
+            [("people", k, "people:k1", "people:k1") for k in ("k1", "k2", "k3", "n9")],
+            f"{CLUSTER_DDL}, component_id string",
+        ),
+    )
+    assert update.clusters_added == (0 if driver_max_records else None)
 
 
 def test_blocking_candidates_are_the_existing_records_sharing_a_key_with_the_batch(spark):

@@ -21,12 +21,13 @@ Spark, which never collects more than a count. Both paths give the same rows.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import StringType
 
 from cdplake.config.identity import GraphSettings
 from cdplake.identity.graph import connected_components
@@ -53,12 +54,17 @@ class ClusterUpdate:
             that exist now (``component_id``: the connected component before the guard).
         rounds: rounds the scope search took.
         engine: where the scope was clustered: ``driver`` or ``spark``.
+        clusters_added: how many more clusters the table holds once the update is applied
+            (negative when clusters merge), when the driver path counted them; else None.
+        scope_size: records in ``scope``, when the driver path counted them; else None.
     """
 
     scope: DataFrame
     clusters: DataFrame
     rounds: int
     engine: str = "spark"
+    clusters_added: int | None = None
+    scope_size: int | None = None
 
 
 def _uid(source: str, key: str) -> F.Column:
@@ -129,7 +135,7 @@ def update_clusters(
     graph: GraphSettings = _DEFAULT_GRAPH,
     driver_max_records: int = 0,
     touched_links: DataFrame | None = None,
-    none_gone: bool = False,
+    only_new: bool = False,
 ) -> ClusterUpdate:
     """Re-cluster only what a batch of new, changed or vanished records can change.
 
@@ -150,9 +156,11 @@ def update_clusters(
         touched_links: every pair of ``pairs`` with an end in ``touched`` (below the threshold
             allowed), when the caller has them at hand, e.g. a batch's pairs just written:
             the driver path then takes them from there instead of scanning ``pairs``.
-        none_gone: every touched record is in ``records`` (a batch of new records only): the
-            driver path then names the scope's records from their ids instead of reading
-            ``records``.
+        only_new: every touched record is new (none changed or gone), so every stored pair is
+            as it was and old components can only merge. The driver path then names the
+            scope's records from their ids instead of reading ``records``, and joins old
+            components through the batch's links without scanning ``pairs`` again unless a
+            joined component is over ``max_cluster_size`` (the guard needs its links).
 
     Returns:
         The scope and its new rows; the result equals a full clustering's rows of the scope.
@@ -173,7 +181,7 @@ def update_clusters(
             split_thresholds,
             driver_max_records,
             known,
-            none_gone,
+            only_new,
         )
         if on_driver is not None:
             return on_driver
@@ -221,24 +229,35 @@ def _link_tuples(links: DataFrame) -> DataFrame:
     )
 
 
+def _rows(df: DataFrame, limit: int) -> list[tuple] | None:
+    """At most ``limit`` rows of ``df`` as tuples, through Arrow; None when there are more."""
+    table = df.limit(limit + 1).toArrow()
+    if table.num_rows > limit:
+        return None
+    return list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
+
+
 def _links_on(links: DataFrame, nodes: DataFrame, limit: int) -> list[tuple[str, str, float]] | None:
     """``(unique_id_l, unique_id_r, match_probability)`` of the links with an end in ``nodes``
     (one column ``unique_id``), from one scan of ``links``; None when more than ``limit``."""
     ends = _link_tuples(links)
     # A link with both ends in ``nodes`` comes out twice.
-    hit = (
+    hit = _rows(
         ends.withColumn(UNIQUE_ID, F.explode(F.array("_l", "_r")))
         .join(F.broadcast(nodes), UNIQUE_ID, "left_semi")
-        .select("_l", "_r", "_p")
-        .limit(2 * limit + 1)
-        .collect()
+        .select("_l", "_r", "_p"),
+        2 * limit,
     )
-    found = {(r[0], r[1]): r[2] for r in hit}
+    if hit is None:
+        return None
+    found = {(a, b): p for a, b, p in hit}
     return None if len(found) > limit else [(a, b, p) for (a, b), p in found.items()]
 
 
 def _node_frame(previous: DataFrame, uids: Iterable[str]) -> DataFrame:
-    return previous.sparkSession.createDataFrame([(u,) for u in sorted(uids)], f"{UNIQUE_ID} string")
+    import pyarrow as pa
+
+    return previous.sparkSession.createDataFrame(pa.table({UNIQUE_ID: pa.array(sorted(uids), pa.string())}))
 
 
 def _components(nodes: set[str], edges: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -267,7 +286,7 @@ def _update_on_driver(
     split_thresholds: tuple[float, ...],
     cap: int,
     touched_links: DataFrame | None = None,
-    none_gone: bool = False,
+    only_new: bool = False,
 ) -> ClusterUpdate | None:
     """:func:`update_clusters` with the scope clustered on the driver; None when it is too big.
 
@@ -275,41 +294,38 @@ def _update_on_driver(
     ends of their links and every record of the old components those are in. Its links are
     the links with an end in it (both ends are, by closure). ``touched_links``, when given,
     are the links with an end in the touched records, collected instead of scanning ``links``.
+    With ``only_new`` the old components are still connected, so the batch's links join them
+    and the scope's other links are read only for the guard (a joined component too large).
     """
-    from cdplake.identity.probabilistic import split_nodes
-
     spark = previous.sparkSession
     uid = _uid(*RECORD).alias(UNIQUE_ID)
-    seeds = {r[0] for r in touched.select(uid).distinct().limit(cap + 1).collect()}
-    if len(seeds) > cap:
+    touched_ids = _rows(touched.select(uid).distinct(), cap)
+    if touched_ids is None:
         return None
+    seeds = {r[0] for r in touched_ids}
     if touched_links is None:
         first = _links_on(links, _node_frame(previous, seeds), cap)
     else:
-        got = _link_tuples(touched_links).limit(cap + 1).collect()
-        first = None if len(got) > cap else [(r[0], r[1], r[2]) for r in got]
+        first = _rows(_link_tuples(touched_links), cap)
     if first is None:
         return None
     reached = seeds | {u for a, b, _ in first for u in (a, b)}
-    old = previous.select(uid, "component_id")
-    # Two scans with a broadcast local table each, no shuffle: the old components reached,
+    old = previous.select(uid, "component_id", "cluster_id")
+    # One query, two scans with a broadcast each and no shuffle: the old components reached,
     # then every record of them.
     hit = old.join(F.broadcast(_node_frame(previous, reached)), UNIQUE_ID, "left_semi").select("component_id")
-    components = sorted({r[0] for r in hit.collect()})
-    wanted = spark.createDataFrame([(c,) for c in components], "component_id string")
-    grown = old.join(F.broadcast(wanted), "component_id", "left_semi").select(UNIQUE_ID)
-    found = grown.limit(cap + 1).collect()
-    if len(found) > cap:
+    grown = old.join(F.broadcast(hit.distinct()), "component_id", "left_semi")
+    found = _rows(grown.select(UNIQUE_ID, "component_id", "cluster_id"), cap)
+    if found is None:
         return None
-    scope = reached | {r[0] for r in found}
+    scope = reached | {u for u, _, _ in found}
     if len(scope) > cap:
         return None
-    more = _links_on(links, _node_frame(previous, scope - seeds), cap)
-    if more is None or len(first) + len(more) > cap:
-        return None
-    scope_frame = _node_frame(previous, scope)
+    # Old clusters lie inside old components, so the scope holds every row of those it touches.
+    clusters_before = len({c for _, _, c in found})
     record = previous.select(*RECORD).schema
-    if none_gone and all(isinstance(f.dataType, StringType) for f in record.fields):
+    scope_frame = _node_frame(previous, scope)
+    if only_new and all(isinstance(f.dataType, StringType) for f in record.fields):
         # Every scope record exists; a unique_id is source:record_key, a source holds no colon.
         keys = {u: tuple(u.split(":", 1)) for u in scope}
     else:
@@ -317,35 +333,71 @@ def _update_on_driver(
             records.select(*RECORD, uid).join(F.broadcast(scope_frame), UNIQUE_ID, "left_semi").collect()
         )
         keys = {r[UNIQUE_ID]: (r["source"], r["record_key"]) for r in present}
-    inside = {(a, b): p for a, b, p in first + more if a in keys and b in keys}
-    component = _components(set(keys), inside)
-    cluster = dict(component)
-    if max_cluster_size and split_thresholds:
-        nodes: dict[str, list[str]] = {}
-        for n in sorted(component):
-            nodes.setdefault(component[n], []).append(n)
-        big = {head for head, part in nodes.items() if len(part) > max_cluster_size}
-        strong: dict[str, list[tuple[str, str, float]]] = {head: [] for head in big}
-        floor = min(split_thresholds)
-        for (a, b), p in inside.items():
-            if p >= floor and component[a] in big:
-                strong[component[a]].append((a, b, p))
-        for head in sorted(big):
-            cluster.update(split_nodes(nodes[head], strong[head], max_cluster_size, tuple(split_thresholds)))
+    guarded = bool(max_cluster_size and split_thresholds)
+    component: dict[str, str] | None = None
+    if only_new:
+        # Stored pairs are unchanged: each old component is still connected by its own links.
+        joins = [(u, c) for u, c, _ in found] + [(a, b) for a, b, _ in first]
+        component = _components(set(keys), joins)
+        if guarded and max(Counter(component.values()).values(), default=0) > max_cluster_size:
+            component = None  # the guard splits by link weights: read the scope's links
+    if component is not None:
+        cluster = dict(component)
+    else:
+        more = _links_on(links, _node_frame(previous, scope - seeds), cap)
+        if more is None or len(first) + len(more) > cap:
+            return None
+        inside = {(a, b): p for a, b, p in first + more if a in keys and b in keys}
+        component = _components(set(keys), inside)
+        cluster = (
+            _guard(component, inside, max_cluster_size, split_thresholds) if guarded else dict(component)
+        )
     # A unique_id is source:record_key, and a source name holds no colon.
     scope_rows = scope_frame.select(F.split(UNIQUE_ID, ":", 2).alias("_k")).select(
         F.col("_k")[0].cast(record["source"].dataType).alias("source"),
         F.col("_k")[1].cast(record["record_key"].dataType).alias("record_key"),
     )
-    rows = [(*keys[n], cluster[n], component[n]) for n in sorted(keys)]
-    clustered = spark.createDataFrame(
-        rows,
-        StructType(
-            [
-                *record.fields,
-                StructField("cluster_id", StringType()),
-                StructField("component_id", StringType()),
-            ]
-        ),
+    import pyarrow as pa
+
+    ordered = sorted(keys)
+    columns = {
+        "source": [keys[n][0] for n in ordered],
+        "record_key": [keys[n][1] for n in ordered],
+        "cluster_id": pa.array([cluster[n] for n in ordered], pa.string()),
+        "component_id": pa.array([component[n] for n in ordered], pa.string()),
+    }
+    clustered = spark.createDataFrame(pa.table(columns)).select(
+        *[F.col(f.name).cast(f.dataType) for f in record.fields], "cluster_id", "component_id"
     )
-    return ClusterUpdate(scope=scope_rows, clusters=clustered, rounds=1, engine="driver")
+    return ClusterUpdate(
+        scope=scope_rows,
+        clusters=clustered,
+        rounds=1,
+        engine="driver",
+        clusters_added=len(set(cluster.values())) - clusters_before,
+        scope_size=len(scope),
+    )
+
+
+def _guard(
+    component: dict[str, str],
+    inside: dict[tuple[str, str], float],
+    max_cluster_size: int,
+    split_thresholds: tuple[float, ...],
+) -> dict[str, str]:
+    """Each node's cluster: its component, or the part the over-merge guard splits it into."""
+    from cdplake.identity.probabilistic import split_nodes
+
+    cluster = dict(component)
+    nodes: dict[str, list[str]] = {}
+    for n in sorted(component):
+        nodes.setdefault(component[n], []).append(n)
+    big = {head for head, part in nodes.items() if len(part) > max_cluster_size}
+    strong: dict[str, list[tuple[str, str, float]]] = {head: [] for head in big}
+    floor = min(split_thresholds)
+    for (a, b), p in inside.items():
+        if p >= floor and component[a] in big:
+            strong[component[a]].append((a, b, p))
+    for head in sorted(big):
+        cluster.update(split_nodes(nodes[head], strong[head], max_cluster_size, tuple(split_thresholds)))
+    return cluster

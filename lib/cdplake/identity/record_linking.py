@@ -35,7 +35,7 @@ from cdplake.identity.probabilistic import (
     score_incremental,
     train_model,
 )
-from cdplake.io.delta import delete_path, path_exists, replace_rows, table_exists
+from cdplake.io.delta import delete_path, path_exists, replace_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -157,6 +157,9 @@ FINGERPRINTS = "records"
 # Written before an incremental run changes a table, removed after its last commit: a run
 # that finds it knows the one before stopped half way.
 PENDING = "_incremental_pending.json"
+# Written after a run's last commit (Delta output), removed before a full run writes: the model
+# the tables were scored with and the counts they hold. An incremental run goes on from it.
+LAST_RUN = "_last_run.json"
 # A batch of at most this many records is broadcast to every task that joins it.
 BROADCAST_BATCH_MAX = 1_000_000
 PAIR_KEY = ["source_l", "record_key_l", "source_r", "record_key_r"]
@@ -239,15 +242,15 @@ def link_records(
     model = _saved_model(spark, model_path) if model_path else None
     tmp = checkpoint_dir or spark.sparkContext.getCheckpointDir()
     mode, reason, batch, scope, candidates = "full", "", 0, 0, 0
-    previous = None
+    previous, last, counts = None, None, None
     if incremental:
-        previous, reason = _previous_run(spark, output, model)
+        previous, last, reason = _previous_run(spark, output, model)
     try:
-        if previous is not None:  # checks the ids in the job that finds the batch
+        if previous is not None and last is not None:  # checks the ids in the job that finds the batch
             model = previous
             mode = "incremental"
-            n_records, batch, scope = _link_batch(
-                spark, records, source, model, cfg, output, run_id, tmp, id_column
+            n_records, batch, scope, counts = _link_batch(
+                spark, records, source, model, cfg, output, run_id, tmp, id_column, last
             )
         else:
             n_records = count_checked(records, id_column)
@@ -255,6 +258,8 @@ def link_records(
         records.unpersist()
         raise
     if mode == "full":
+        for stale in (LAST_RUN, PENDING):  # the tables are about to change under them
+            delete_path(spark, f"{output}/{stale}")
         if model is None:
             model = train_model(spark, records, cfg, new_model_version(), checkpoint_dir=tmp)
         scored = score(spark, records, model, cfg, run_id, checkpoint_dir=tmp)
@@ -279,20 +284,26 @@ def link_records(
             .load(f"{output}/{name}")
         )
 
-    link = F.col("match_probability").cast("double") >= cfg.threshold_match_probability
-    counted = (  # one job reads both tables
-        written("pairs")
-        .agg(F.count("*").alias("pairs"), F.count(F.when(link, 1)).alias("links"))
-        .crossJoin(written("clusters").agg(F.countDistinct("cluster_id").alias("clusters")))
-        .first()
-    )
+    if counts is None:
+        link = F.col("match_probability").cast("double") >= cfg.threshold_match_probability
+        row = (  # one job reads both tables
+            written("pairs")
+            .agg(F.count("*").alias("pairs"), F.count(F.when(link, 1)).alias("links"))
+            .crossJoin(written("clusters").agg(F.countDistinct("cluster_id").alias("clusters")))
+            .first()
+        )
+        counts = {k: row[k] for k in ("pairs", "links", "clusters")}
+    if output_fmt == "delta":
+        state = {"model_version": model.version, "run_id": run_id, **counts}
+        _write_text(spark, f"{output}/{LAST_RUN}", json.dumps(state, indent=2, sort_keys=True))
+        delete_path(spark, f"{output}/{PENDING}")  # after the last commit and the state
     records.unpersist()
     return LinkResult(
         records=n_records,
         candidate_pairs=candidates,
-        pairs_written=counted["pairs"],
-        links=counted["links"],
-        clusters=counted["clusters"],
+        pairs_written=counts["pairs"],
+        links=counts["links"],
+        clusters=counts["clusters"],
         model_version=model.version,
         output=output,
         mode=mode,
@@ -308,29 +319,24 @@ def _saved_model(spark: SparkSession, path: str) -> LinkageModel:
 
 def _previous_run(
     spark: SparkSession, output: str, model: LinkageModel | None
-) -> tuple[LinkageModel | None, str]:
-    """The model of the last run into ``output`` if an incremental run can go on from it, else why not."""
-    if not all(table_exists(spark, f"{output}/{name}") for name in ("pairs", "clusters", FINGERPRINTS)):
-        return None, "no_previous_run"
-    stamped = (
-        spark.read.format("delta")
-        .load(f"{output}/{FINGERPRINTS}")
-        .agg(
-            F.min("model_version").alias("first"),
-            F.max("model_version").alias("last"),
-            F.count(F.when(F.col("model_version").isNull(), 1)).alias("unstamped"),
-        )
-        .first()
-    )
-    if stamped["first"] is None or stamped["first"] != stamped["last"] or stamped["unstamped"]:
-        return None, "no_previous_run"
-    version = stamped["first"]
+) -> tuple[LinkageModel | None, dict | None, str]:
+    """The model and state (:data:`LAST_RUN`) of the last run into ``output`` if an incremental
+    run can go on from it, else why not.
+
+    The state is written after a finished run's last commit and removed before a full run
+    writes, so without it the tables may not belong together: the run goes in full.
+    """
+    try:
+        last = json.loads(_read_text(spark, f"{output}/{LAST_RUN}"))
+    except FileNotFoundError:
+        return None, None, "no_previous_run"
+    version = last["model_version"]
     if model is not None and model.version != version:
-        return None, "model_changed"
+        return None, last, "model_changed"
     if model is None:
         settings = json.loads(_read_text(spark, f"{output}/model.json"))
         model = LinkageModel(version=version, settings=settings)
-    return model, ""
+    return model, last, ""
 
 
 def _link_batch(
@@ -343,7 +349,8 @@ def _link_batch(
     run_id: str,
     checkpoint_dir: str | None,
     id_column: str,
-) -> tuple[int, int, int]:
+    last: dict,
+) -> tuple[int, int, int, dict | None]:
     """Score the new and changed records, write their pairs and MERGE the clusters they change.
 
     When every record of the batch is new (none changed or gone) and the last run finished,
@@ -351,13 +358,16 @@ def _link_batch(
     no lookup in either table. Otherwise the stored pairs and fingerprints of the touched
     records are replaced with MERGEs. The journal file (:data:`PENDING`) marks a run in
     progress; a run that finds it takes the MERGE path, which rewrites whatever pairs the
-    stopped run left for the records it scores again.
+    stopped run left for the records it scores again. The caller removes the journal once the
+    run's state (:data:`LAST_RUN`) is written.
 
     The job that compares the fingerprints also counts the records and checks their ids
     (as :func:`count_checked` does), before anything is written.
 
     Returns:
-        ``(records, records new or changed, records re-clustered)``.
+        ``(records, records new or changed, records re-clustered, counts)``; ``counts``
+        (``pairs, links, clusters`` the tables hold now) follow from ``last``'s when the run
+        appended and clustered on the driver or found nothing to do, else None (count them).
 
     Raises:
         ValueError: a null or repeated id.
@@ -399,10 +409,8 @@ def _link_batch(
         F.count(F.when(F.col("_present"), 1)).alias("present"),
         F.count(F.when(F.col("_had"), 1)).alias("had"),
     ).first()
-    if not sizes["touched"]:
-        if recovering:  # the stopped run had made its last commit
-            delete_path(spark, journal)
-        return n_records, 0, 0
+    if not sizes["touched"]:  # a stopped run had made its last commit: count what it left
+        return n_records, 0, 0, None if recovering else {k: last[k] for k in ("pairs", "links", "clusters")}
     appending = not recovering and not sizes["had"]
     changed = diff.where("_present").select("record_key")
     touched = diff.select(F.lit(source).alias("source"), "record_key")
@@ -417,6 +425,7 @@ def _link_batch(
             spark, existing, new, model, cfg, run_id, checkpoint_dir=checkpoint_dir
         ).localCheckpoint(eager=True)
     else:  # records only vanished
+        new = records.limit(0)
         edges = spark.createDataFrame([], old_pairs.schema)
     _write_text(spark, journal, json.dumps({"run_id": run_id, "batch_records": sizes["touched"]}))
     if appending:
@@ -437,14 +446,24 @@ def _link_batch(
         split_thresholds=cfg.split_thresholds,
         driver_max_records=cfg.incremental.cluster_driver_max,
         touched_links=edges,  # after the write, the pairs with an end in ``touched`` are these
-        none_gone=appending,
+        only_new=appending,
     )
-    rows = update.clusters.select("record_key", "cluster_id", "component_id").localCheckpoint(eager=True)
-    scope = update.scope.select("record_key").localCheckpoint(eager=True)
-    n_scope = scope.count()
-    # Clustered on the driver, the rows are few (at most ``cluster_driver_max``).
-    replace_rows(rows, scope, paths["clusters"], ["record_key"], broadcast=update.engine == "driver")
-    new_prints = now.join(changed, "record_key", "left_semi")
+    rows = update.clusters.select("record_key", "cluster_id", "component_id")
+    scope = update.scope.select("record_key")
+    if update.scope_size is None:  # clustered on Spark: pin the rows, count them
+        rows, scope = rows.localCheckpoint(eager=True), scope.localCheckpoint(eager=True)
+        n_scope = scope.count()
+    else:  # clustered on the driver: local rows, at most ``cluster_driver_max``
+        n_scope = update.scope_size
+    # With only new records, every record of the scope has a row in ``rows``: nothing goes.
+    replace_rows(
+        rows,
+        None if appending else scope,
+        paths["clusters"],
+        ["record_key"],
+        broadcast=update.engine == "driver",
+    )
+    new_prints = fingerprints(new, cfg, model.version)  # the batch's own, not every record's
     if appending:
         new_prints.write.format("delta").mode("append").save(paths[FINGERPRINTS])
     else:
@@ -454,5 +473,13 @@ def _link_batch(
             paths[FINGERPRINTS],
             ["record_key"],
         )
-    delete_path(spark, journal)  # after the last commit
-    return n_records, n_new, n_scope
+    counts = None
+    if appending and update.clusters_added is not None:
+        link = F.col("match_probability") >= cfg.threshold_match_probability
+        added = edges.agg(F.count("*").alias("pairs"), F.count(F.when(link, 1)).alias("links")).first()
+        counts = {
+            "pairs": last["pairs"] + added["pairs"],
+            "links": last["links"] + added["links"],
+            "clusters": last["clusters"] + update.clusters_added,
+        }
+    return n_records, n_new, n_scope, counts

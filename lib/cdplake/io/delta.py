@@ -246,7 +246,7 @@ def merge_into(
 
 
 def replace_rows(
-    new: DataFrame, old: DataFrame, path: str, keys: Sequence[str], *, broadcast: bool = False
+    new: DataFrame, old: DataFrame | None, path: str, keys: Sequence[str], *, broadcast: bool = False
 ) -> MergeMetrics:
     """Replace the rows ``old`` of the Delta table at ``path`` by ``new``, in one MERGE.
 
@@ -259,6 +259,7 @@ def replace_rows(
         new: the recomputed rows, the table's columns, at most one row per key.
         old: rows of the table (at least ``keys``) that ``new`` replaces; a key the table
             lacks matches nothing, so the keys of a recomputed scope may stand for its rows.
+            None when no row goes (``new`` has every key of the scope): an upsert.
         path: an existing Delta table.
         keys: columns identifying a row.
         broadcast: ``new`` and ``old`` are small: send them to every task that joins them
@@ -274,21 +275,25 @@ def replace_rows(
     if not keys:
         raise ValueError("replace_rows needs at least one key column")
     op = "_cdplake_op"
-    gone = old.select(*keys).subtract(new.select(*keys)).withColumn(op, F.lit("delete"))
-    source = new.withColumn(op, F.lit("upsert")).unionByName(gone, allowMissingColumns=True)
-    if broadcast:
-        source = F.broadcast(source)
     on = " AND ".join(f"{TARGET}.`{k}` <=> {SOURCE}.`{k}`" for k in keys)
     values = {f"`{c}`": f"{SOURCE}.`{c}`" for c in new.columns}
-    result = (
-        DeltaTable.forPath(new.sparkSession, path)
-        .alias(TARGET)
-        .merge(source.alias(SOURCE), on)
-        .whenMatchedDelete(condition=f"{SOURCE}.{op} = 'delete'")
-        .whenMatchedUpdate(condition=f"{SOURCE}.{op} = 'upsert'", set=values)
-        .whenNotMatchedInsert(condition=f"{SOURCE}.{op} = 'upsert'", values=values)
-        .execute()
-    )
+    target = DeltaTable.forPath(new.sparkSession, path).alias(TARGET)
+    if old is None:
+        source = F.broadcast(new) if broadcast else new
+        merge = target.merge(source.alias(SOURCE), on).whenMatchedUpdate(set=values)
+        result = merge.whenNotMatchedInsert(values=values).execute()
+    else:
+        gone = old.select(*keys).subtract(new.select(*keys)).withColumn(op, F.lit("delete"))
+        source = new.withColumn(op, F.lit("upsert")).unionByName(gone, allowMissingColumns=True)
+        if broadcast:
+            source = F.broadcast(source)
+        result = (
+            target.merge(source.alias(SOURCE), on)
+            .whenMatchedDelete(condition=f"{SOURCE}.{op} = 'delete'")
+            .whenMatchedUpdate(condition=f"{SOURCE}.{op} = 'upsert'", set=values)
+            .whenNotMatchedInsert(condition=f"{SOURCE}.{op} = 'upsert'", values=values)
+            .execute()
+        )
     row = result.first() if result is not None else None
     if row is None:
         return MergeMetrics()
