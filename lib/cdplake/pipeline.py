@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 # (layer, table) pairs reported in the summary, in data-flow order.
 SOURCES = ("events", "email", "crm", "orders")
 SILVER_TABLES = ("events", "email_events", "crm_contacts", "crm_contacts_history", "orders")
-IDENTITY_TABLES = ("identifiers", "customer_map", "record_customer", "customer_links", "identity_changes")
+IDENTITY_TABLES = (
+    "identifiers",
+    "probabilistic_edges",
+    "customer_map",
+    "record_customer",
+    "customer_links",
+    "identity_changes",
+)
 GOLD_TABLES = ("customer_profile", "customer_profile_history", "segment_membership", "segment_summary")
 QUALITY_TABLES = ("dq_results",)
 
@@ -172,7 +179,7 @@ def run_pipeline(
         The run's summary; ``summary.render()`` is what `make run` prints.
     """
     from cdplake.bronze import ingest_all
-    from cdplake.identity import resolve_identities
+    from cdplake.identity import resolve_identities, score_for_pipeline
     from cdplake.landing import generate as generate_demo
     from cdplake.landing import write_landing
     from cdplake.segments import build_gold
@@ -215,6 +222,23 @@ def run_pipeline(
             f"quarantined {sum(r.rows_quarantined for r in res.values()):,}, "
             f"deduplicated {sum(r.rows_deduplicated for r in res.values()):,}, "
             f"late {sum(r.rows_late for r in res.values()):,}"
+        ),
+    )
+    steps.append(step)
+
+    # Probabilistic pairs for the identity step: the latest model, new or changed records only.
+    # The demo trains its model on its first run; otherwise models come from their own job.
+    (_, step) = _timed(
+        "linkage",
+        lambda: score_for_pipeline(spark, env, run_id, train_if_missing=generate),
+        lambda out: out[0].records if out[0] else 0,
+        lambda out: (
+            out[1]
+            + (
+                f"{out[0].mode}, model {out[0].model_version}, {out[0].edges_written:,} pairs ({out[0].links:,} links)"
+                if out[0]
+                else ""
+            )
         ),
     )
     steps.append(step)

@@ -171,3 +171,18 @@ def test_second_run_with_nothing_new_changes_nothing(spark, lake):
     unchanged = {k: v for k, v in first.table_rows.items() if k[1] != "segment_summary"}
     assert {k: v for k, v in second.table_rows.items() if k[1] != "segment_summary"} == unchanged
     assert second.segment_sizes == first.segment_sizes
+
+
+def test_the_demo_run_trains_a_linkage_model_then_runs_only_score_what_is_new(spark, lake):
+    env, first, second = lake
+    linkage = {s.name: s for s in first.steps}["linkage"]
+    assert linkage.detail.startswith("trained linkage_"), linkage.detail
+    assert "; full, model linkage_" in linkage.detail
+    scored = _table(spark, env, "identity", "probabilistic_edges")
+    assert linkage.rows == _table(spark, env, "identity", "scored_records").count() > 0
+    assert first.table_rows[("identity", "probabilistic_edges")] == scored.count() > 0
+    # the identity step took the links among them
+    links = _table(spark, env, "identity", "customer_links").where("link_type = 'probabilistic'")
+    assert links.count() > 0
+    again = {s.name: s for s in second.steps}["linkage"]
+    assert (again.rows, again.detail.split(",")[0]) == (0, "incremental")

@@ -1067,6 +1067,34 @@ def _fingerprint(records: DataFrame) -> DataFrame:
     return records.select("source", "record_key", fingerprint(PERSON_COLUMNS).alias("fingerprint"))
 
 
+def score_for_pipeline(
+    spark: SparkSession, env: EnvConfig, run_id: str, *, train_if_missing: bool = False
+) -> tuple[ScoreResult | None, str]:
+    """The pipeline's scoring step: the latest saved model applied incrementally to silver.
+
+    Scheduled runs only score: without a saved model the step is skipped and says how to
+    train one, unless ``train_if_missing`` (the demo run) trains and saves one first.
+
+    Returns:
+        ``(result, note)``: the scoring result, or None when skipped; ``note`` says why it was
+        skipped or that a model was trained.
+    """
+    from cdplake.config import load_identity_config, load_linkage_config
+
+    if not load_identity_config(env.conf_dir).use_probabilistic_edges:
+        return None, "off (identity.yaml: use_probabilistic_edges: false)"
+    cfg = load_linkage_config(env.conf_dir)
+    note = ""
+    try:
+        load_model(spark, env.paths)
+    except FileNotFoundError:
+        if not train_if_missing:
+            return None, "skipped: no saved model (train one with `cdplake-train-linkage-model`)"
+        model, _ = train_linkage_model(spark, env, cfg)
+        note = f"trained {model.version}; "
+    return score_probabilistic_edges(spark, env, cfg, run_id, incremental=True), note
+
+
 def score_probabilistic_edges(
     spark: SparkSession,
     env: EnvConfig,
