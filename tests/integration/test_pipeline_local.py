@@ -186,3 +186,21 @@ def test_the_demo_run_trains_a_linkage_model_then_runs_only_score_what_is_new(sp
     assert links.count() > 0
     again = {s.name: s for s in second.steps}["linkage"]
     assert (again.rows, again.detail.split(",")[0]) == (0, "incremental")
+
+
+def test_tables_that_gain_rows_every_run_compact_themselves(spark, lake):
+    env, _, _ = lake
+    grown = [
+        ("identity", "identity_changes"),
+        ("identity", "customer_id_aliases"),
+        ("identity", "resolve_runs"),
+        ("quality", "dq_results"),
+        ("gold", "segment_summary"),
+    ]
+    compacting = {
+        name: spark.sql(f"DESCRIBE DETAIL delta.`{env.paths.table(layer, name)}`")
+        .first()["properties"]
+        .get("delta.autoOptimize.autoCompact")
+        for layer, name in grown
+    }
+    assert compacting == {name: "true" for _, name in grown}

@@ -204,11 +204,12 @@ def link_records(
     cluster_id, component_id``, every input record; ``component_id`` is the connected
     component the over-merge guard split the cluster from, else the cluster itself),
     ``<output>/model.json`` and, for Delta output, ``<output>/records`` (a fingerprint of
-    each record's compared columns).
+    each record's compared columns) and ``<output>/_last_run.json`` (:data:`LAST_RUN`).
 
     An incremental run (Delta output only) applies the model of the last run (or
     ``model_path`` when its version is the same) to the records new or changed since then and
-    MERGEs; it runs in full when the output lacks a table or the model version differs.
+    MERGEs; it runs in full when the output lacks the last run's state (none, or a full run
+    stopped half way) or the model version differs.
 
     Args:
         spark: the session.

@@ -341,8 +341,12 @@ def resolve_identities(
 
     def append_changes(before: DataFrame | None, after: DataFrame) -> DataFrame:
         changes = identity_changes(before, after).localCheckpoint(eager=True)
+        # Both gain a commit per run or stream cycle: compacted as they grow.
         append(
-            changes.select("*", stamp, changed_at), env.paths.table(IDENTITY_LAYER, "identity_changes"), **txn
+            changes.select("*", stamp, changed_at),
+            env.paths.table(IDENTITY_LAYER, "identity_changes"),
+            properties=AUTO_COMPACT,
+            **txn,
         )
         aliases = changes.where("change = 'merged'").select(
             F.col("related_id").alias("old_id"),
@@ -351,7 +355,9 @@ def resolve_identities(
             stamp,
             changed_at,
         )
-        append(aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), **txn)
+        append(
+            aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), properties=AUTO_COMPACT, **txn
+        )
         return changes
 
     if plan.scope is None:

@@ -251,12 +251,16 @@ def write_results(results: DataFrame, path: str, *, txn: tuple[str, int] | None 
         txn: ``(app_id, version)`` when written from a ``foreachBatch``: a replayed
             micro-batch does not append its results twice.
     """
-    if txn is not None:
-        from cdplake.io.delta import append
+    from cdplake.io.delta import AUTO_COMPACT, append, table_exists
 
-        append(results, path, app_id=txn[0], version=txn[1])
+    # A stream appends results every cycle: the table is compacted as it grows.
+    if txn is not None:
+        append(results, path, app_id=txn[0], version=txn[1], properties=AUTO_COMPACT)
         return
-    results.write.format("delta").mode("append").save(path)
+    writer = results.write.format("delta").mode("append")
+    if not table_exists(results.sparkSession, path):
+        writer = writer.options(**AUTO_COMPACT)
+    writer.save(path)
 
 
 def failed_expectations(results: DataFrame) -> list[tuple[str, str | None, str | None]]:

@@ -10,7 +10,7 @@ old stays and opens new ones under the new version.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
@@ -46,8 +46,16 @@ def entered_values(at: Column, run_id: str) -> dict[str, Column]:
     }
 
 
-def ensure_table(spark: SparkSession, path: str, ddl: str, *, change_data_feed: bool = False) -> None:
-    """Create an empty Delta table at ``path`` unless one exists (CDF must be on from the start)."""
+def ensure_table(
+    spark: SparkSession,
+    path: str,
+    ddl: str,
+    *,
+    change_data_feed: bool = False,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Create an empty Delta table at ``path`` unless one exists (CDF must be on from the start),
+    with ``properties`` (``delta.*`` table properties) when it creates it."""
     from delta.tables import DeltaTable
     from pyspark.sql.types import DataType, StructType
 
@@ -56,6 +64,8 @@ def ensure_table(spark: SparkSession, path: str, ddl: str, *, change_data_feed: 
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     if change_data_feed:
         builder = builder.property(CDF_PROPERTY, "true")
+    for key, value in (properties or {}).items():
+        builder = builder.property(key, value)
     builder.execute()
 
 
@@ -116,7 +126,9 @@ def upsert_summary(spark: SparkSession, path: str, summary: DataFrame) -> None:
     """
     from delta.tables import DeltaTable
 
-    ensure_table(spark, path, SUMMARY_DDL)
+    from cdplake.io.delta import AUTO_COMPACT
+
+    ensure_table(spark, path, SUMMARY_DDL, properties=AUTO_COMPACT)  # rows every run or cycle
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
