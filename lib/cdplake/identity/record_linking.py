@@ -333,7 +333,7 @@ def _previous_run(
         return None, None, "no_previous_run"
     version = last["model_version"]
     if model is not None and model.version != version:
-        return None, last, "model_changed"
+        return None, None, "model_changed"
     if model is None:
         settings = json.loads(_read_text(spark, f"{output}/model.json"))
         model = LinkageModel(version=version, settings=settings)
