@@ -42,6 +42,7 @@ setup(
             "cdplake-export-segments=cdplake_jobs.export_segments:main",
             "cdplake-membership-outbox=cdplake_jobs.membership_outbox:main",
             "cdplake-review-identity=cdplake_jobs.review_identity:main",
+            "cdplake-subject-request=cdplake_jobs.subject_request:main",
         ]
     },
 )

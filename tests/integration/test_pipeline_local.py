@@ -204,3 +204,65 @@ def test_tables_that_gain_rows_every_run_compact_themselves(spark, lake):
         for layer, name in grown
     }
     assert compacting == {name: "true" for _, name in grown}
+
+
+# Keep last: it erases a person from the shared lake, then runs the pipeline once more.
+def test_a_person_is_exported_then_erased_everywhere_and_the_next_run_goes_on(spark, lake, tmp_path):
+    import hashlib
+    import json
+
+    from cdplake.privacy.subject import (
+        SubjectNotFound,
+        erase_subject,
+        export_subject,
+        find_subject,
+        subject_rows,
+    )
+
+    env, first, _ = lake
+    # A customer known by an email who also bought something (rows in most layers).
+    emails = _table(spark, env, "identity", "customer_map").where("id_type = 'email'")
+    buyers = _table(spark, env, "identity", "record_customer").where("source = 'orders'")
+    chosen = emails.join(buyers, "customer_id").orderBy("customer_id", "id_value").first()
+    email, customer = chosen["id_value"], chosen["customer_id"]
+    with pytest.raises(ValueError, match="exactly one"):
+        find_subject(spark, env, email=email, customer_id=customer)
+
+    subject = find_subject(spark, env, email=f"  {email.upper()} ")  # normalised as silver does
+    assert customer in subject.customer_ids and subject.request == f"email:{email}"
+    records = _table(spark, env, "identity", "record_customer").where(
+        F.col("customer_id").isin(sorted(subject.customer_ids))
+    )
+    exported = export_subject(spark, env, subject, str(tmp_path / "export"))
+    # Silver rows are the person's records, counted here from the identity tables alone.
+    for source, table, key in [
+        ("orders", "orders", "order_id"),
+        ("events", "events", "message_id"),
+        ("email_events", "email_events", "event_id"),
+    ]:
+        keys = records.where(F.col("source") == source).select(F.col("record_key").alias(key))
+        assert exported[f"silver/{table}"] == _table(spark, env, "silver", table).join(keys, key).count()
+    assert exported["gold/customer_profile"] == len(subject.customer_ids - {None}) >= 1
+    assert exported["bronze/orders"] >= exported["silver/orders"] > 0
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["rows"] == exported and manifest["customer_ids"] == sorted(subject.customer_ids)
+    profile_rows = spark.read.json(str(tmp_path / "export" / "gold" / "customer_profile"))
+    assert {r["customer_id"] for r in profile_rows.collect()} <= subject.customer_ids
+
+    erased = erase_subject(spark, env, subject)
+    assert erased == exported  # every row exported was deleted, nothing else
+    assert all(rows.count() == 0 for rows in subject_rows(spark, env, subject).values())
+    with pytest.raises(SubjectNotFound):
+        find_subject(spark, env, email=email)
+    log = _table(spark, env, "privacy", "erasure_log").collect()
+    assert [r["request_hash"] for r in log] == [hashlib.sha256(f"email:{email}".encode()).hexdigest()]
+    assert dict(log[0]["rows_deleted"]) == erased and email not in str(log[0])
+
+    # The streams skip the deletes; the next run goes on and the person stays gone.
+    third = run_pipeline(spark, env, generate=False, run_id="run_3", as_of=first.as_of)
+    assert {s.name: s.rows for s in third.steps}["silver"] == 0
+    for layer, table in [("bronze", "orders"), ("silver", "orders"), ("gold", "customer_profile")]:
+        text = F.lower(F.to_json(F.struct("*")))
+        assert _table(spark, env, layer, table).where(F.instr(text, email) > 0).count() == 0
+    profiles = _table(spark, env, "gold", "customer_profile")
+    assert profiles.where(F.col("customer_id").isin(sorted(subject.customer_ids))).count() == 0

@@ -88,12 +88,16 @@ def read_table(spark: SparkSession, path: str) -> DataFrame:
 def read_stream(spark: SparkSession, path: str, *, max_files_per_trigger: int | None = None) -> DataFrame:
     """Streaming read of the Delta table at ``path`` (each new commit becomes input).
 
+    Commits that delete or rewrite rows are skipped (``skipChangeCommits``): the tables read
+    as streams only gain rows, except when a person's rows are erased
+    (:mod:`cdplake.privacy.subject`), which must not stop the stream or be replayed.
+
     Args:
         spark: the session.
         path: table location.
         max_files_per_trigger: caps the files per micro-batch (Delta's default is 1000).
     """
-    reader = spark.readStream.format("delta")
+    reader = spark.readStream.format("delta").option("skipChangeCommits", "true")
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
     return reader.load(path)
