@@ -195,18 +195,17 @@ def find_subject(
     else:
         hits = table("customer_map").where((F.col("id_type") == kind) & (F.col("id_value") == value))
         start = {r["customer_id"] for r in hits.select("customer_id").distinct().collect()}
-    # Ids merged into one of these, or one of these merged into: the same person.
-    ids, aliases = set(start), table("customer_id_aliases").select("old_id", "customer_id").collect()
-    grew = True
-    while grew:
-        more = {
-            a
-            for r in aliases
-            for a in (r["old_id"], r["customer_id"])
-            if {r["old_id"], r["customer_id"]} & ids
-        }
-        grew = not more <= ids
-        ids |= more
+    # Ids merged into one of these, or one of these merged into: the same person. One small
+    # query per link of the chain.
+    aliases = table("customer_id_aliases").select("old_id", "customer_id")
+    ids, frontier = set(start), set(start)
+    while frontier:
+        near = aliases.where(
+            F.col("old_id").isin(sorted(frontier)) | F.col("customer_id").isin(sorted(frontier))
+        )
+        found = {v for r in near.collect() for v in (r["old_id"], r["customer_id"]) if v}
+        frontier = found - ids
+        ids |= found
     records = {
         (r["source"], r["record_key"])
         for r in table("record_customer").where(F.col("customer_id").isin(sorted(ids))).collect()
