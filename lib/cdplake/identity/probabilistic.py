@@ -1073,7 +1073,9 @@ def score_for_pipeline(
     """The pipeline's scoring step: the latest saved model applied incrementally to silver.
 
     Scheduled runs only score: without a saved model the step is skipped and says how to
-    train one, unless ``train_if_missing`` (the demo run) trains and saves one first.
+    train one, unless ``train_if_missing`` (the demo run) trains and saves one first. When
+    Splink cannot train on the data (a tiny demo: a training rule pairs no records), the step
+    is skipped with Splink's reason and the run goes on with deterministic links only.
 
     Returns:
         ``(result, note)``: the scoring result, or None when skipped; ``note`` says why it was
@@ -1090,7 +1092,13 @@ def score_for_pipeline(
     except FileNotFoundError:
         if not train_if_missing:
             return None, "skipped: no saved model (train one with `cdplake-train-linkage-model`)"
-        model, _ = train_linkage_model(spark, env, cfg)
+        from splink.internals.exceptions import SplinkException
+
+        try:
+            model, _ = train_linkage_model(spark, env, cfg)
+        except SplinkException as exc:  # e.g. a training rule that pairs no records in a tiny lake
+            first_line = str(exc).strip().splitlines()[0]
+            return None, f"skipped: could not train a model on this data ({first_line})"
         note = f"trained {model.version}; "
     return score_probabilistic_edges(spark, env, cfg, run_id, incremental=True), note
 

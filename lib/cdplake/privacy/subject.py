@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -232,21 +231,19 @@ def _frames(spark: SparkSession, subject: Subject) -> _Frames:
     )
 
 
-def _present(spark: SparkSession, env: EnvConfig) -> Callable[[TableRule], str | None]:
-    def path_of(rule: TableRule) -> str | None:
-        path = env.paths.table(rule.layer, rule.name)
-        return path if table_exists(spark, path) else None
-
-    return path_of
+def _path(spark: SparkSession, env: EnvConfig, rule: TableRule) -> str | None:
+    """The rule's table, None when the lake has no such table (yet)."""
+    path = env.paths.table(rule.layer, rule.name)
+    return path if table_exists(spark, path) else None
 
 
 def subject_rows(spark: SparkSession, env: EnvConfig, subject: Subject) -> dict[str, DataFrame]:
     """``layer/table`` → the table's rows of the person (tables that exist), each row once."""
-    frames, path_of = _frames(spark, subject), _present(spark, env)
+    frames = _frames(spark, subject)
     out: dict[str, DataFrame] = {}
     earlier: dict[str, list[TableRule]] = {}
     for rule in RULES:
-        path = path_of(rule)
+        path = _path(spark, env, rule)
         if path is None:
             continue
         key = f"{rule.layer}/{rule.name}"
@@ -301,10 +298,10 @@ def erase_subject(spark: SparkSession, env: EnvConfig, subject: Subject) -> dict
     """
     from delta.tables import DeltaTable
 
-    frames, path_of = _frames(spark, subject), _present(spark, env)
+    frames = _frames(spark, subject)
     deleted: dict[str, int] = {}
     for rule in RULES:
-        path = path_of(rule)
+        path = _path(spark, env, rule)
         if path is None:
             continue
         target = DeltaTable.forPath(spark, path).alias("t")
