@@ -231,22 +231,26 @@ def _frames(spark: SparkSession, subject: Subject) -> _Frames:
     )
 
 
-def _path(spark: SparkSession, env: EnvConfig, rule: TableRule) -> str | None:
-    """The rule's table, None when the lake has no such table (yet)."""
-    path = env.paths.table(rule.layer, rule.name)
-    return path if table_exists(spark, path) else None
+def _key(rule: TableRule) -> str:
+    return f"{rule.layer}/{rule.name}"
+
+
+def _existing_tables(spark: SparkSession, env: EnvConfig) -> dict[str, str]:
+    """``layer/table`` → path of every table some rule names that the lake has (checked once each)."""
+    paths = {_key(r): env.paths.table(r.layer, r.name) for r in RULES}
+    return {key: path for key, path in paths.items() if table_exists(spark, path)}
 
 
 def subject_rows(spark: SparkSession, env: EnvConfig, subject: Subject) -> dict[str, DataFrame]:
     """``layer/table`` → the table's rows of the person (tables that exist), each row once."""
-    frames = _frames(spark, subject)
+    frames, tables = _frames(spark, subject), _existing_tables(spark, env)
     out: dict[str, DataFrame] = {}
     earlier: dict[str, list[TableRule]] = {}
     for rule in RULES:
-        path = _path(spark, env, rule)
+        key = _key(rule)
+        path = tables.get(key)
         if path is None:
             continue
-        key = f"{rule.layer}/{rule.name}"
         rows = read_table(spark, path).alias("t")
         for before in earlier.get(key, []):  # rows an earlier rule of the table matched
             rows = rows.join(_frame(frames, before), F.expr(before.on), "left_anti").alias("t")
@@ -298,16 +302,16 @@ def erase_subject(spark: SparkSession, env: EnvConfig, subject: Subject) -> dict
     """
     from delta.tables import DeltaTable
 
-    frames = _frames(spark, subject)
+    frames, tables = _frames(spark, subject), _existing_tables(spark, env)
     deleted: dict[str, int] = {}
     for rule in RULES:
-        path = _path(spark, env, rule)
+        key = _key(rule)
+        path = tables.get(key)
         if path is None:
             continue
         target = DeltaTable.forPath(spark, path).alias("t")
         metrics = target.merge(_frame(frames, rule), rule.on).whenMatchedDelete().execute()
         row = metrics.first() if metrics is not None else None
-        key = f"{rule.layer}/{rule.name}"
         deleted[key] = deleted.get(key, 0) + (int(row["num_deleted_rows"]) if row is not None else 0)
     log = spark.createDataFrame(
         [
