@@ -99,3 +99,24 @@ def test_run_stream_available_now_processes_only_new_commits(spark, tmp_path):
 
     assert seen == [(0, ["a", "b"]), (1, ["c"])]
     assert not query.isActive
+
+
+def test_threads_that_append_to_a_new_table_at_once_all_land(spark, tmp_path):
+    # Sources run side by side share quality tables: the first writes create them together.
+    from cdplake.io.concurrent import run_side_by_side
+
+    path = str(tmp_path / "shared")
+    frames = {f"w{i}": spark.createDataFrame([(f"w{i}", f"v{i}", i)], SCHEMA) for i in range(4)}
+    tasks = {
+        name: (
+            lambda df=df, name=name: append(
+                df, path, app_id=f"writer.{name}", version=0, properties=AUTO_COMPACT
+            )
+        )
+        for name, df in frames.items()
+    }
+    assert run_side_by_side(tasks, workers=4) == dict.fromkeys(frames, True)
+    expected = spark.createDataFrame([(f"w{i}", f"v{i}", i) for i in range(4)], SCHEMA)
+    assertDataFrameEqual(read_table(spark, path), expected)
+    props = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
+    assert props.get("delta.autoOptimize.autoCompact") == "true"

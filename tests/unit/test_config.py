@@ -103,6 +103,9 @@ def test_missing_jars_say_which_make_target(tmp_path: Path):
         ({"CDPLAKE__SPARK__JARS": "magic"}, "spark.jars"),
         ({"CDPLAKE__DEMO__COLOUR": "red"}, "unknown key"),
         ({"CDPLAKE__DEMO__END_DATE": "yesterday"}, "demo.end_date"),
+        ({"CDPLAKE__PIPELINE__SOURCE_WORKERS": "0"}, "pipeline.source_workers"),
+        ({"CDPLAKE__PIPELINE__SOURCE_WORKERS": "two"}, "pipeline.source_workers"),
+        ({"CDPLAKE__PIPELINE__SOURCE_WORKERS": "1.5"}, "pipeline.source_workers"),
     ],
 )
 def test_bad_config_is_a_clear_error(override, message):

@@ -7,6 +7,7 @@ import datetime as dt
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from cdplake.silver._common import blank, text
 from cdplake.silver.columns import (
     is_valid_email,
     normalize_address,
@@ -14,6 +15,7 @@ from cdplake.silver.columns import (
     normalize_name,
     normalize_phone,
     normalize_postcode,
+    strip_whitespace,
     to_utc_timestamp_any,
 )
 
@@ -22,6 +24,27 @@ UTC = dt.timezone.utc
 
 def ts(*parts: int) -> dt.datetime:
     return dt.datetime(*parts, tzinfo=UTC)
+
+
+def test_whitespace_trims_take_tabs_and_line_breaks_and_keep_inner_spaces(spark):
+    rows = [
+        # raw, stripped, text (null when empty), blank
+        (" \t\r\n a  b \x0b\f\n", "a  b", "a  b", False),
+        ("x", "x", "x", False),
+        (" \t\n\r\x0b\f ", "", None, True),
+        ("", "", None, True),
+        (None, None, None, True),
+        ("\u00a0a\u00a0", "\u00a0a\u00a0", "\u00a0a\u00a0", False),  # no-break space is not \s
+    ]
+    df = spark.createDataFrame(rows, "raw STRING, stripped STRING, text STRING, blank BOOLEAN")
+    raw = F.col("raw")
+    actual = df.select(
+        "raw",
+        strip_whitespace(raw).alias("stripped"),
+        text(raw).alias("text"),
+        blank(raw).alias("blank"),
+    )
+    assertDataFrameEqual(actual, df)
 
 
 def test_to_utc_timestamp_any_parses_iso_offsets_and_epochs(spark):

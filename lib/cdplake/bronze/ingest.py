@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column
@@ -29,6 +30,7 @@ from cdplake.bronze.sources import (
     SourceSpec,
 )
 from cdplake.config.contracts import SourceContract, load_contract
+from cdplake.io.concurrent import run_side_by_side
 from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream
 
 if TYPE_CHECKING:
@@ -291,12 +293,16 @@ def ingest_all(
     *,
     clock: Clock | None = None,
 ) -> dict[str, IngestResult]:
-    """Run :func:`ingest_source` for every source of the landing contract, one after another.
+    """Run :func:`ingest_source` for every source of the landing contract.
+
+    ``env.pipeline.source_workers`` sources run side by side (:mod:`cdplake.io.concurrent`);
+    each has its own query, checkpoint and tables.
 
     Returns:
         The result per source, keyed by source name.
     """
-    return {name: ingest_source(spark, env, name, run_id, trigger, clock=clock) for name in SOURCES}
+    tasks = {name: partial(ingest_source, spark, env, name, run_id, trigger, clock=clock) for name in SOURCES}
+    return run_side_by_side(tasks, env.pipeline.source_workers)
 
 
 def start_all(

@@ -107,6 +107,8 @@ class PipelineConfig:
     default_phone_region: str = "GB"
     business_start: dt.date = dt.date(2015, 1, 1)
     run_date: dt.date | None = None
+    # Sources whose bronze and silver queries run side by side (1: one after another).
+    source_workers: int = 4
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,16 @@ def _section(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _positive_int(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a whole number, got {value!r}") from None
+    if number < 1 or str(number) != str(value).strip():
+        raise ConfigError(f"{where} must be a whole number of at least 1, got {value!r}")
+    return number
+
+
 def _as_date(value: Any, where: str) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
@@ -290,6 +302,8 @@ def load_env(
     for key in ("business_start", "run_date"):
         if key in pipe_raw:
             pipe_raw[key] = _as_date(pipe_raw[key], f"pipeline.{key}")
+    if "source_workers" in pipe_raw:
+        pipe_raw["source_workers"] = _positive_int(pipe_raw["source_workers"], "pipeline.source_workers")
     pipeline = _section(PipelineConfig, pipe_raw, "pipeline")
 
     return EnvConfig(

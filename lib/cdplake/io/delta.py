@@ -12,6 +12,7 @@ directly; existence checks go through Hadoop's ``FileSystem`` for the path's sch
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,27 @@ def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
     Hadoop ``Path``: one way to reach a file on any lake."""
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+# Held while a table that does not exist yet is written for the first time (see below).
+_CREATING = threading.Lock()
+
+
+@contextmanager
+def table_creation(spark: SparkSession, path: str) -> Iterator[bool]:
+    """Yield whether the Delta table at ``path`` is absent, serialising its creation.
+
+    Sources are processed side by side from one driver (:mod:`cdplake.io.concurrent`) and
+    some tables are shared (``quality/dq_results``, ``quality/late_arrivals``). Appends to an
+    existing table do not conflict, but two threads that both find a table absent would both
+    commit its version 0 and one would fail. While the table is absent the block runs under
+    a process-wide lock, and the answer is re-read under it.
+    """
+    if table_exists(spark, path):
+        yield False
+        return
+    with _CREATING:
+        yield not table_exists(spark, path)
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -148,17 +170,18 @@ def append(
         True when a new commit was written, False when Delta skipped a replayed version.
     """
     spark = df.sparkSession
-    before = table_version(spark, path)
-    writer = (
-        df.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", int(version))
-        .option("mergeSchema", str(merge_schema).lower())
-    )
-    if properties and before < 0:
-        writer = writer.options(**properties)
-    writer.save(path)
+    with table_creation(spark, path) as new:
+        before = -1 if new else table_version(spark, path)
+        writer = (
+            df.write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", int(version))
+            .option("mergeSchema", str(merge_schema).lower())
+        )
+        if properties and new:
+            writer = writer.options(**properties)
+        writer.save(path)
     return table_version(spark, path) > before
 
 
@@ -167,10 +190,13 @@ def create_if_absent(df: DataFrame, path: str, *, enable_cdf: bool = False) -> N
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema)
-    if enable_cdf:
-        builder = builder.property("delta.enableChangeDataFeed", "true")
-    builder.execute()
+    with table_creation(spark, path) as new:
+        if not new:
+            return
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema)
+        if enable_cdf:
+            builder = builder.property("delta.enableChangeDataFeed", "true")
+        builder.execute()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ RESULTS_SCHEMA = (
 RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0}
 DOCS_SITE = "cdplake"
 _BATCH = "whole_frame"
+# GX keeps its current project context in a module global that get_context() replaces, so
+# suites of tables checked side by side (cdplake.io.concurrent) run one at a time.
+_GX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -235,9 +239,10 @@ def run_expectations(
     gx = _gx()
     stamp = checked_at or dt.datetime.now(dt.timezone.utc)
     expectations = build_expectations(table, suite_cfg, expected_rows, max_rows)
-    context = gx.get_context(mode="ephemeral")
-    _quiet(context)
-    result = _validate(context, df, table, expectations, run_id, stamp)
+    with _GX_LOCK:
+        context = gx.get_context(mode="ephemeral")
+        _quiet(context)
+        result = _validate(context, df, table, expectations, run_id, stamp)
     rows = _result_rows(result, run_id, table, stamp)
     return df.sparkSession.createDataFrame(rows, RESULTS_SCHEMA)
 
@@ -251,16 +256,17 @@ def write_results(results: DataFrame, path: str, *, txn: tuple[str, int] | None 
         txn: ``(app_id, version)`` when written from a ``foreachBatch``: a replayed
             micro-batch does not append its results twice.
     """
-    from cdplake.io.delta import AUTO_COMPACT, append, table_exists
+    from cdplake.io.delta import AUTO_COMPACT, append, table_creation
 
     # A stream appends results every cycle: the table is compacted as it grows.
     if txn is not None:
         append(results, path, app_id=txn[0], version=txn[1], properties=AUTO_COMPACT)
         return
-    writer = results.write.format("delta").mode("append")
-    if not table_exists(results.sparkSession, path):
-        writer = writer.options(**AUTO_COMPACT)
-    writer.save(path)
+    with table_creation(results.sparkSession, path) as new:
+        writer = results.write.format("delta").mode("append")
+        if new:
+            writer = writer.options(**AUTO_COMPACT)
+        writer.save(path)
 
 
 def failed_expectations(results: DataFrame) -> list[tuple[str, str | None, str | None]]:

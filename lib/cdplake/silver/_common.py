@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from cdplake.silver.columns import strip_whitespace
+
 LINEAGE = ("_source_file", "_ingested_at", "_batch_id")
 QUARANTINE_COLUMNS = ("record", "reasons", "_source_file", "_batch_id", "_quarantined_at")
 REASONS = "_reasons"
@@ -28,7 +30,7 @@ def contract_errors(df: DataFrame) -> Column:
 
 def blank(col: Column) -> Column:
     """True when ``col`` is null or only whitespace (never null itself)."""
-    return F.coalesce(F.regexp_replace(col, r"\s", "") == "", F.lit(True))
+    return F.coalesce(strip_whitespace(col) == "", F.lit(True))
 
 
 def reasons(
@@ -91,7 +93,7 @@ def money(col: Column) -> Column:
 
 def text(col: Column) -> Column:
     """A free-text field with outer whitespace removed; null when empty."""
-    stripped = F.regexp_replace(col, r"^\s+|\s+$", "")
+    stripped = strip_whitespace(col)
     return F.when(stripped != "", stripped)
 
 

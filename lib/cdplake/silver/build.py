@@ -29,12 +29,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from cdplake.io.concurrent import run_side_by_side
 from cdplake.io.delta import (
     AVAILABLE_NOW,
     SOURCE,
@@ -473,7 +475,11 @@ def build_silver(
     clock: Clock | None = None,
     dataset_checks: bool = True,
 ) -> dict[str, SilverResult]:
-    """Bring every silver table up to date with bronze, one after another.
+    """Bring every silver table up to date with bronze.
+
+    ``env.pipeline.source_workers`` tables run side by side (:mod:`cdplake.io.concurrent`):
+    each has its own query, checkpoint, silver and quarantine tables; the shared quality
+    tables only get appends, and the Great Expectations suites run one at a time.
 
     Args:
         spark: the session.
@@ -486,9 +492,10 @@ def build_silver(
     Returns:
         The result per silver table, keyed by table name.
     """
-    return {
-        name: build_silver_table(
-            spark, env, name, run_id, trigger, clock=clock, dataset_checks=dataset_checks
+    tasks = {
+        name: partial(
+            build_silver_table, spark, env, name, run_id, trigger, clock=clock, dataset_checks=dataset_checks
         )
         for name in SILVER_TABLES
     }
+    return run_side_by_side(tasks, env.pipeline.source_workers)

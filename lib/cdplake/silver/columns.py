@@ -27,9 +27,17 @@ def _blank_to_null(col: Column) -> Column:
     return F.when(col != "", col)
 
 
-def _strip(col: Column) -> Column:
-    # F.trim only removes spaces; people and exports also leave tabs and newlines.
-    return F.regexp_replace(col, r"^\s+|\s+$", "")
+# What Java's regex \s matches: space, tab, line feed, vertical tab, form feed, carriage return.
+WHITESPACE = " \t\n\x0b\f\r"
+
+
+def strip_whitespace(col: Column) -> Column:
+    """``col`` without leading and trailing whitespace (tabs and line breaks too).
+
+    ``F.trim`` only removes spaces; people and exports also leave tabs and newlines. A
+    character-set trim, not a regex: it runs on every field of every row.
+    """
+    return F.btrim(col, F.lit(WHITESPACE))
 
 
 def to_utc_timestamp_any(col: Column) -> Column:
@@ -44,7 +52,7 @@ def to_utc_timestamp_any(col: Column) -> Column:
     Args:
         col: a STRING or numeric column.
     """
-    s = F.upper(_strip(col.cast("string")))
+    s = F.upper(strip_whitespace(col.cast("string")))
     number = s.try_cast("decimal(38,6)")
     epoch = (
         F.when(~s.rlike(_NUMBER), F.lit(None).cast("timestamp"))
@@ -65,7 +73,7 @@ def normalize_email(col: Column) -> Column:
 
     Syntax is not checked here: combine with :func:`is_valid_email`.
     """
-    return _blank_to_null(F.lower(_strip(col)))
+    return _blank_to_null(F.lower(strip_whitespace(col)))
 
 
 def is_valid_email(col: Column) -> Column:
@@ -81,7 +89,7 @@ def normalize_name(col: Column) -> Column:
     ``initcap`` lower-cases the rest of each word, so ``McDONALD`` becomes ``Mcdonald``:
     good enough for matching, not a display rule.
     """
-    return _blank_to_null(F.initcap(_strip(F.regexp_replace(col, r"\s+", " "))))
+    return _blank_to_null(F.initcap(strip_whitespace(F.regexp_replace(col, r"\s+", " "))))
 
 
 # Street-type abbreviations as people and CRMs type them -> the word. Only expanded at the end
@@ -116,7 +124,7 @@ def normalize_address(col: Column) -> Column:
         # before the whitespace is collapsed: a line break ends the street part
         s = F.regexp_replace(s, rf"(?i)\b{abbr}\.?(?=[ \t]*(,|\r?\n|$))", word)
     # initcap only starts a word after a space, so collapse tabs and line breaks first
-    return _blank_to_null(F.initcap(_strip(F.regexp_replace(s, r"\s+", " "))))
+    return _blank_to_null(F.initcap(strip_whitespace(F.regexp_replace(s, r"\s+", " "))))
 
 
 def normalize_postcode(col: Column) -> Column:
@@ -125,7 +133,9 @@ def normalize_postcode(col: Column) -> Column:
     A UK postcode typed without its space (``sw1a1aa``) gets it back (``SW1A 1AA``), so the
     same code always has one spelling; other countries' codes are only cleaned.
     """
-    cleaned = _strip(F.regexp_replace(F.regexp_replace(F.upper(col), r"[^A-Z0-9\s]", ""), r"\s+", " "))
+    cleaned = strip_whitespace(
+        F.regexp_replace(F.regexp_replace(F.upper(col), r"[^A-Z0-9\s]", ""), r"\s+", " ")
+    )
     uk = F.regexp_replace(cleaned, r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$", "$1 $2")
     return _blank_to_null(uk)
 
