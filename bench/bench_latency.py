@@ -65,18 +65,26 @@ def crm_export(n: int, now: dt.datetime) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-def events_file(i: int, now: dt.datetime) -> bytes:
+def identify(i: int, now: dt.datetime) -> dict:
+    """The event that links bench visitor ``i`` to bench contact ``i`` (by email)."""
+    return {
+        "messageId": f"bench-{i}-identify",
+        "type": "identify",
+        "userId": f"bench-u{i:03d}",
+        "traits": {"email": email(i), "firstName": f"Bench{i}"},
+        "timestamp": iso(now),
+        "sentAt": iso(now),
+    }
+
+
+def known_visitors_file(n: int, now: dt.datetime) -> bytes:
+    """Every bench visitor identified up front, so identity knows them before the stream runs."""
+    return ("\n".join(json.dumps(identify(i, now)) for i in range(n)) + "\n").encode()
+
+
+def events_file(i: int, now: dt.datetime, *, with_identify: bool = True) -> bytes:
     user = f"bench-u{i:03d}"
-    lines = [
-        {
-            "messageId": f"bench-{i}-identify",
-            "type": "identify",
-            "userId": user,
-            "traits": {"email": email(i), "firstName": f"Bench{i}"},
-            "timestamp": iso(now),
-            "sentAt": iso(now),
-        }
-    ]
+    lines = [identify(i, now)] if with_identify else []
     for v in range(3):
         lines.append(
             {
@@ -90,6 +98,17 @@ def events_file(i: int, now: dt.datetime) -> bytes:
             }
         )
     return ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
+
+
+def lane_off_conf(folder: Path) -> Path:
+    """A copy of ``conf/`` with ``realtime_lane: false``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(REPO / "conf", folder)
+    path = folder / "streaming.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "\nrealtime_lane: true" in text
+    path.write_text(text.replace("\nrealtime_lane: true", "\nrealtime_lane: false"), encoding="utf-8")
+    return folder
 
 
 def job_env(root: Path) -> dict[str, str]:
@@ -153,7 +172,21 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
     parser.add_argument("--root", default=str(REPO / ".bench" / "latency"))
+    parser.add_argument(
+        "--known-visitors",
+        action="store_true",
+        help="identify every bench visitor in the initial build; files then carry only the views "
+        "(a returning customer browsing), instead of a first identify plus the views",
+    )
+    parser.add_argument(
+        "--no-realtime-lane",
+        action="store_true",
+        help="whole cycles one after another (realtime_lane: false)",
+    )
     args = parser.parse_args()
+    if args.no_realtime_lane:
+        os.environ["CDPLAKE_CONF_DIR"] = str(lane_off_conf(Path(args.root).parent / "latency-conf"))
+        os.environ["CDPLAKE__SPARK__JARS_DIR"] = str(REPO / ".jars")  # not next to the copied conf/
 
     bench = Path(args.root)
     shutil.rmtree(bench, ignore_errors=True)
@@ -171,6 +204,8 @@ def main() -> None:
     landing = LocalStore(root / "landing")
     now = dt.datetime.now(dt.timezone.utc)
     landing.put(f"crm/{now:%Y-%m-%d}/bench-contacts.csv", crm_export(args.files, now))
+    if args.known_visitors:
+        landing.put(f"events/{now:%Y-%m-%d}/bench-visitors.jsonl", known_visitors_file(args.files, now))
 
     print(
         f"building the lake once ({args.customers} demo customers, {args.files} bench contacts)...",
@@ -209,7 +244,8 @@ def main() -> None:
         landed: dict[str, float] = {}
         for i in range(args.files):
             moment = dt.datetime.now(dt.timezone.utc)
-            landing.put(f"events/{moment:%Y-%m-%d}/bench-{i:03d}.jsonl", events_file(i, moment))
+            body = events_file(i, moment, with_identify=not args.known_visitors)
+            landing.put(f"events/{moment:%Y-%m-%d}/bench-{i:03d}.jsonl", body)
             landed[email(i)] = time.time()
             time.sleep(args.spacing)
         deadline = time.monotonic() + args.timeout
@@ -226,6 +262,7 @@ def main() -> None:
     missing = [e for e in landed if e not in seen]
     phases: dict[str, list[float]] = {}
     busy = [c for c in cycles if c.startswith("cycle ") and "nothing new" not in c]
+    fronts = [c for c in cycles if c.startswith("front ") and ": 0 files" not in c]
     for line in busy:
         for name, secs in PHASE.findall(line):
             phases.setdefault(name, []).append(float(secs))
@@ -236,6 +273,11 @@ def main() -> None:
     print(
         f"lake: {args.customers} demo customers x {args.days} days + {args.files} bench contacts; {os.cpu_count()} cores"
     )
+    visitors = (
+        "known to identity before the stream" if args.known_visitors else "identified in their own file"
+    )
+    lane = "off" if args.no_realtime_lane else "on (as configured)"
+    print(f"bench visitors: {visitors}; real-time lane: {lane}")
     if latencies:
         print(
             f"landing -> outbox latency over {len(latencies)} files: p50 {percentile(latencies, 0.5):.1f} s, "
@@ -243,9 +285,20 @@ def main() -> None:
         )
     if missing:
         print(f"NOT SEEN within the timeout: {len(missing)} files ({', '.join(missing[:5])}...)")
-    print(f"cycles with new data: {len(busy)}; mean seconds per phase:")
+    print(f"gold cycles with new data: {len(busy)}; mean seconds per phase:")
     for name, values in sorted(phases.items(), key=lambda kv: -statistics.mean(kv[1])):
         print(f"  {name:<11} {statistics.mean(values):6.1f}")
+    if fronts:
+        front_phases: dict[str, list[float]] = {}
+        for line in fronts:
+            for name, secs in PHASE.findall(line):
+                front_phases.setdefault(name, []).append(float(secs))
+        total = [sum(float(x) for _, x in PHASE.findall(line)) for line in fronts]
+        print(
+            f"front ticks with files: {len(fronts)}, median {statistics.median(total):.1f} s; mean per phase:"
+        )
+        for name, values in sorted(front_phases.items(), key=lambda kv: -statistics.mean(kv[1])):
+            print(f"  {name:<11} {statistics.mean(values):6.1f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Stream the lake: new landing files -> bronze -> silver -> identity -> gold for touched customers.
 
 cdplake-stream --trigger availableNow          # process what has landed, then stop (cron, Airflow)
-cdplake-stream --trigger "10 seconds"          # a cycle every 10 seconds until stopped (SIGTERM)
+cdplake-stream --trigger "10 seconds"          # every 10 seconds until stopped (SIGTERM): new files
+                                               # and real-time segments each trigger, gold cycles
+                                               # back to back in a second thread (realtime_lane)
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_cycles=args.max_cycles,
         on_phase=phase_logger(args.hold_after),
         on_cycle=lambda r: print(r.render(), flush=True),
+        on_front=lambda f: print(f.render(), flush=True),
         should_stop=lambda: bool(stopping),
     )
     print("[cdplake-stream] stopped", flush=True)

@@ -93,6 +93,7 @@ _MODULE_GROUPS = {
     "tests/integration/test_notebook_consumers.py": "stream",
     "tests/integration/test_stream_crash.py": "stream",
     "tests/integration/test_stream_pipeline.py": "stream",
+    "tests/integration/test_realtime_lane.py": "stream",
     "tests/integration/test_s3_storage.py": "s3-cluster",
     "tests/integration/test_cluster_submit.py": "s3-cluster",
 }

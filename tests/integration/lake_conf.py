@@ -18,7 +18,9 @@ def stream_test_conf(folder: Path) -> Path:
     a wave touches and however small the lake (``incremental.max_scope_fraction: 1``,
     ``min_records: 0``): the tiny two-wave demo touches
     most of its people in wave 2, and the tests are there to exercise the incremental path
-    (exactly-once, incremental equals full). Jobs started with ``CDPLAKE_CONF_DIR`` set to the
+    (exactly-once, incremental equals full). The real-time lane is off: the crash test runs
+    an interval trigger and compares gold with whole availableNow cycles at a fixed ``as_of``
+    (the lane has its own tests). Jobs started with ``CDPLAKE_CONF_DIR`` set to the
     copy also need ``CDPLAKE__SPARK__JARS_DIR`` (relative paths resolve against the folder
     holding ``conf/``).
     """
@@ -28,6 +30,7 @@ def stream_test_conf(folder: Path) -> Path:
     shutil.copytree(REPO / "conf", target)
     for name, old, new in (
         ("streaming.yaml", "\ndataset_checks_every: 1\n", "\ndataset_checks_every: 0\n"),
+        ("streaming.yaml", "\nrealtime_lane: true", "\nrealtime_lane: false"),
         ("identity.yaml", "\n  max_scope_fraction: 0.5\n", "\n  max_scope_fraction: 1.0\n"),
         ("identity.yaml", "\n  min_records: 250000\n", "\n  min_records: 0\n"),
     ):

@@ -35,6 +35,8 @@ def test_repo_streaming_yaml_loads(tmp_path):
     assert cfg.trigger == "availableNow"
     assert cfg.signals == SignalSettings("1 hour", "5 minutes", "10 minutes")
     assert (cfg.signals.window_seconds, cfg.signals.slide_seconds) == (3600, 300)
+    assert cfg.realtime_lane is True
+    assert parse_streaming_config({"realtime_lane": False}).realtime_lane is False
     # no file: the defaults
     assert load_streaming_config(tmp_path).signals.slide_seconds == 300
 
@@ -49,6 +51,7 @@ def test_repo_streaming_yaml_loads(tmp_path):
         ({"speed": 1}, "unknown key"),
         ({"dataset_checks_every": -1}, "whole number"),
         ({"dataset_checks_every": "often"}, "whole number"),
+        ({"realtime_lane": "yes"}, "true or false"),
     ],
 )
 def test_streaming_config_validation(raw, message):

@@ -70,11 +70,15 @@ class StreamingConfig:
             (cycle ids divisible by N); 0 never. Row rules and reconciliation run in every
             micro-batch regardless; the suites scan whole tables, which a 10-second cycle
             cannot afford each time.
+        realtime_lane: with a processing-time trigger, refresh real-time segments every
+            trigger in a lane of their own while gold cycles run in another thread
+            (:mod:`cdplake.streaming.realtime_lane`); False runs whole cycles one after another.
     """
 
     trigger: str = AVAILABLE_NOW
     signals: SignalSettings = SignalSettings()
     dataset_checks_every: int = 1
+    realtime_lane: bool = True
 
     def dataset_checks_in(self, cycle_id: int) -> bool:
         """Whether cycle ``cycle_id`` runs the dataset checks."""
@@ -88,11 +92,15 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         ConfigError: unknown keys, a bad trigger or interval, a slide that does not divide
             the window.
     """
-    unknown = set(raw) - {"trigger", "signals", "dataset_checks_every"}
+    unknown = set(raw) - {"trigger", "signals", "dataset_checks_every", "realtime_lane"}
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; expected trigger, signals, dataset_checks_every"
+            f"{where}: unknown key(s) {sorted(unknown)}; "
+            "expected trigger, signals, dataset_checks_every, realtime_lane"
         )
+    lane = raw.get("realtime_lane", True)
+    if not isinstance(lane, bool):
+        raise ConfigError(f"{where}: realtime_lane must be true or false, got {lane!r}")
     every = raw.get("dataset_checks_every", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 0:
         raise ConfigError(f"{where}: dataset_checks_every must be a whole number >= 0, got {every!r}")
@@ -113,7 +121,7 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         raise ConfigError(
             f"{where}: signals.slide ({signals.slide}) must divide signals.window ({signals.window})"
         )
-    return StreamingConfig(trigger=trigger, signals=signals, dataset_checks_every=every)
+    return StreamingConfig(trigger=trigger, signals=signals, dataset_checks_every=every, realtime_lane=lane)
 
 
 def load_streaming_config(conf_dir: str | Path) -> StreamingConfig:

@@ -18,9 +18,11 @@ unfinished cycle on restart with the same cycle id, the same ``run_id`` and (wit
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
@@ -38,6 +40,7 @@ from cdplake.segments.membership import merge_membership
 from cdplake.segments.profile_history import HISTORY_TABLE, merge_profile_history
 from cdplake.streaming import incremental as inc
 from cdplake.streaming.progress import CycleProgress, commit_progress, cycle_run_id, last_progress
+from cdplake.streaming.realtime_lane import RealtimeRefresh, refresh_realtime_segments, split_segments
 from cdplake.streaming.signals import update_signals
 
 if TYPE_CHECKING:
@@ -110,6 +113,38 @@ class CycleContext:
         )
 
 
+def run_front(
+    spark: SparkSession,
+    env: EnvConfig,
+    ctx: CycleContext,
+    run_id: str,
+    *,
+    dataset_checks: bool,
+    done: Callable[[str], None] | None = None,
+) -> int:
+    """Landing -> bronze -> silver -> real-time signals: the part of a cycle that takes new files.
+
+    Args:
+        done: called with ``bronze``, ``silver`` and ``signals`` as each phase ends.
+
+    Returns:
+        Landing files ingested into bronze.
+    """
+    from cdplake.bronze import ingest_all
+    from cdplake.silver import build_silver
+
+    ingested = ingest_all(spark, env, run_id)
+    if done:
+        done("bronze")
+    build_silver(spark, env, run_id, dataset_checks=dataset_checks)
+    if done:
+        done("silver")
+    update_signals(spark, env, ctx.streaming.signals)
+    if done:
+        done("signals")
+    return sum(r.files for r in ingested.values())
+
+
 def run_cycle(
     spark: SparkSession,
     env: EnvConfig,
@@ -118,6 +153,9 @@ def run_cycle(
     as_of: dt.datetime | None = None,
     clock: Clock = _utc_now,
     on_phase: PhaseHook | None = None,
+    front: bool = True,
+    leave_segments: frozenset[str] = frozenset(),
+    membership_lock: threading.Lock | None = None,
 ) -> CycleResult:
     """Run one cycle over whatever landed since the last one (see the module docstring).
 
@@ -128,10 +166,13 @@ def run_cycle(
         as_of: evaluation time of the gold step; ``clock()`` at the cycle's start when None.
         clock: the wall clock (tests fix it).
         on_phase: called with ``(cycle_id, phase)`` after each phase of :data:`PHASES`.
+        front: run :func:`run_front` first; False in the gold lane of a two-lane loop,
+            where another thread takes new files (:mod:`cdplake.streaming.realtime_lane`).
+        leave_segments: segments whose stays this cycle neither opens nor closes (the
+            real-time lane keeps them).
+        membership_lock: held while gold/segment_membership is written.
     """
-    from cdplake.bronze import ingest_all
     from cdplake.identity import resolve_identities
-    from cdplake.silver import build_silver
 
     previous = last_progress(spark, env)
     cycle_id = (previous.cycle_id if previous else 0) + 1
@@ -147,14 +188,11 @@ def run_cycle(
         if on_phase:
             on_phase(cycle_id, phase)
 
-    ingested = ingest_all(spark, env, run_id)
-    new_files = sum(r.files for r in ingested.values())
-    done("bronze")
-    build_silver(spark, env, run_id, dataset_checks=ctx.streaming.dataset_checks_in(cycle_id))
-    done("silver")
+    new_files = 0
+    if front:
+        checks = ctx.streaming.dataset_checks_in(cycle_id)
+        new_files = run_front(spark, env, ctx, run_id, dataset_checks=checks, done=done)
     signals_path = env.paths.table("gold", "realtime_signals")
-    update_signals(spark, env, ctx.streaming.signals)
-    done("signals")
 
     versions = inc.silver_versions(spark, env)
     rc_path = env.paths.table("identity", "record_customer")
@@ -197,7 +235,11 @@ def run_cycle(
     full = previous is None or inc.profile_needs_rebuild(spark, profile_path, profiles_for(None).columns)
     membership_path = env.paths.table("gold", "segment_membership")
     history_path = env.paths.table("gold", HISTORY_TABLE)
-    segment_ids = [d.id for d in ctx.segments.segments]
+    gold_segments = replace(
+        ctx.segments, segments=tuple(d for d in ctx.segments.segments if d.id not in leave_segments)
+    )
+    segment_ids = [d.id for d in gold_segments.segments]
+    writing_membership = membership_lock or nullcontext()
     if full:
         profiles_for(None).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
             profile_path
@@ -207,9 +249,10 @@ def run_cycle(
         written = read_table(spark, profile_path).select("customer_id", *ATTRIBUTES)
         merge_profile_history(spark, history_path, written, as_of, run_id)
         done("history")
-        allowed, _ = inc.members_of(read_table(spark, profile_path), ctx.segments)
+        allowed, _ = inc.members_of(read_table(spark, profile_path), gold_segments)
         allowed = allowed.select(*MEMBER_COLUMNS).localCheckpoint(eager=True)
-        merge_membership(spark, membership_path, allowed, segment_ids, run_id, as_of)
+        with writing_membership:
+            merge_membership(spark, membership_path, allowed, segment_ids, run_id, as_of)
         done("membership")
     else:
         assert previous is not None
@@ -234,8 +277,9 @@ def run_cycle(
         changed = profiles.select("customer_id", *ATTRIBUTES)
         merge_profile_history(spark, history_path, changed, as_of, run_id, scope=scope)
         done("history")
-        allowed, _ = inc.members_of(profiles, ctx.segments)
-        inc.merge_membership_scoped(spark, membership_path, allowed, scope, segment_ids, run_id, as_of)
+        allowed, _ = inc.members_of(profiles, gold_segments)
+        with writing_membership:
+            inc.merge_membership_scoped(spark, membership_path, allowed, scope, segment_ids, run_id, as_of)
         done("membership")
 
     sizes = inc.write_summary(spark, env, ctx.segments, run_id, as_of)
@@ -266,6 +310,25 @@ def run_cycle(
     )
 
 
+@dataclass(frozen=True)
+class FrontTick:
+    """One tick of the front lane of a two-lane loop (see :func:`run_stream_pipeline`)."""
+
+    tick: int
+    new_files: int
+    refresh: RealtimeRefresh
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """One line for logs."""
+        timing = " ".join(f"{k}={v:.1f}s" for k, v in self.seconds.items())
+        r = self.refresh
+        return (
+            f"front {self.tick}: {self.new_files} files; real-time segments: {r.scope} customers, "
+            f"{r.opened} entered, {r.closed} exited; {timing}"
+        )
+
+
 def run_stream_pipeline(
     spark: SparkSession,
     env: EnvConfig,
@@ -278,8 +341,15 @@ def run_stream_pipeline(
     on_phase: PhaseHook | None = None,
     on_cycle: Callable[[CycleResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_front: Callable[[FrontTick], None] | None = None,
 ) -> list[CycleResult]:
     """Run cycles: once for ``availableNow``, else every ``trigger`` interval until stopped.
+
+    With a processing-time trigger, ``realtime_lane: true`` in ``conf/streaming.yaml`` and
+    at least one real-time segment, the loop runs in two lanes (see
+    :mod:`cdplake.streaming.realtime_lane`): this thread takes new files every trigger and
+    refreshes the real-time segments; a second thread runs the gold part of the cycles
+    back to back (at most one per trigger interval). Both stop between their steps.
 
     Args:
         spark: the session.
@@ -292,6 +362,7 @@ def run_stream_pipeline(
         on_phase: called after every phase (see :func:`run_cycle`).
         on_cycle: called with each cycle's result.
         should_stop: polled between cycles (e.g. set by a SIGTERM handler).
+        on_front: called with each front tick of a two-lane loop.
 
     Returns:
         Every cycle's result, in order.
@@ -299,6 +370,11 @@ def run_stream_pipeline(
     ctx = ctx or CycleContext.load(env)
     trigger = check_trigger(trigger or ctx.streaming.trigger)
     interval = None if trigger == AVAILABLE_NOW else interval_seconds(trigger)
+    realtime, _ = split_segments(ctx.segments)
+    if interval is not None and ctx.streaming.realtime_lane and realtime.segments:
+        return _two_lanes(
+            spark, env, ctx, interval, as_of, max_cycles, clock, on_phase, on_cycle, should_stop, on_front
+        )
     results: list[CycleResult] = []
     while True:
         started = time.monotonic()
@@ -314,3 +390,109 @@ def run_stream_pipeline(
             time.sleep(min(0.2, interval - (time.monotonic() - started)))
         if should_stop and should_stop():
             return results
+
+
+def _front_tick(
+    spark: SparkSession,
+    env: EnvConfig,
+    ctx: CycleContext,
+    tick: int,
+    moment: dt.datetime,
+    lock: threading.Lock,
+) -> FrontTick:
+    """New files through silver and signals, then the real-time segments at ``moment``."""
+    previous = last_progress(spark, env)
+    # Bronze and silver batches are stamped with the id of the gold cycle that will take them.
+    run_id = cycle_run_id((previous.cycle_id if previous else 0) + 1)
+    seconds: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def done(phase: str) -> None:
+        now = time.perf_counter()
+        seconds[phase] = now - mark[0]
+        mark[0] = now
+
+    checks = ctx.streaming.dataset_checks_in(tick)
+    files = run_front(spark, env, ctx, run_id, dataset_checks=checks, done=done)
+    refresh = refresh_realtime_segments(
+        spark,
+        env,
+        ctx.segments,
+        ctx.streaming.signals,
+        moment,
+        f"stream_rt_{moment:%Y%m%dT%H%M%S}",
+        membership_lock=lock,
+    )
+    done("realtime")
+    return FrontTick(tick, files, refresh, seconds)
+
+
+def _two_lanes(
+    spark: SparkSession,
+    env: EnvConfig,
+    ctx: CycleContext,
+    interval: int,
+    as_of: dt.datetime | None,
+    max_cycles: int | None,
+    clock: Clock,
+    on_phase: PhaseHook | None,
+    on_cycle: Callable[[CycleResult], None] | None,
+    should_stop: Callable[[], bool] | None,
+    on_front: Callable[[FrontTick], None] | None,
+) -> list[CycleResult]:
+    realtime, _ = split_segments(ctx.segments)
+    leave = frozenset(d.id for d in realtime.segments)
+    lock = threading.Lock()
+    stop = threading.Event()
+    results: list[CycleResult] = []
+    failures: list[BaseException] = []
+
+    def pause(started: float) -> None:
+        # Until one interval after ``started``, or until asked to stop.
+        while not stop.is_set() and time.monotonic() - started < interval:
+            if should_stop and should_stop():
+                stop.set()
+            stop.wait(min(0.2, max(0.0, interval - (time.monotonic() - started))))
+
+    def gold_lane() -> None:
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                result = run_cycle(
+                    spark,
+                    env,
+                    ctx,
+                    as_of=as_of,
+                    clock=clock,
+                    on_phase=on_phase,
+                    front=False,
+                    leave_segments=leave,
+                    membership_lock=lock,
+                )
+                results.append(result)
+                if on_cycle:
+                    on_cycle(result)
+                if max_cycles is not None and len(results) >= max_cycles:
+                    stop.set()
+                pause(started)
+        except BaseException as exc:  # re-raised by the calling thread
+            failures.append(exc)
+            stop.set()
+
+    lane = threading.Thread(target=gold_lane, name="cdplake-gold-lane", daemon=True)
+    lane.start()
+    tick = 0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            tick += 1
+            front = _front_tick(spark, env, ctx, tick, as_utc(as_of or clock()), lock)
+            if on_front:
+                on_front(front)
+            pause(started)
+    finally:
+        stop.set()
+        lane.join()
+    if failures:
+        raise failures[0]
+    return results
