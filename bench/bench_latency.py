@@ -228,6 +228,8 @@ def main() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             sink.append(line.rstrip("\n"))
+        # kept for reading what each cycle and front tick did
+        (bench / "stream.out").write_text("\n".join(cycles) + "\n", encoding="utf-8")
 
     threading.Thread(target=pump, args=(stream, cycles), daemon=True).start()
     threading.Thread(target=pump, args=(outbox, []), daemon=True).start()

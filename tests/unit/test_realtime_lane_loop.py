@@ -143,3 +143,31 @@ def test_should_stop_ends_both_lanes_between_steps(recorder):
     )
     assert len(recorder.front) == 2
     assert len(results) == len(recorder.gold) >= 1
+
+
+def test_gold_phases_wait_for_a_running_front_tick(monkeypatch):
+    # Front ticks of 0.4 s; gold cycles of three 0.05 s phases. With a 1 s interval the gate
+    # (wait at most one interval) always outlasts a tick: no gold phase may start inside one.
+    ticks: list[tuple[float, float]] = []
+    phase_starts: list[float] = []
+
+    def run_cycle(spark, env, ctx, *, on_phase, **kwargs):
+        n = len(phase_starts) // 3 + 1
+        for phase in ("identity", "profile", "membership"):
+            phase_starts.append(time.monotonic())
+            time.sleep(0.05)
+            on_phase(n, phase)
+        return cycle.CycleResult(n, committed=True)
+
+    def front_tick(spark, env, ctx, tick, moment, lock):
+        began = time.monotonic()
+        time.sleep(0.4)
+        ticks.append((began, time.monotonic()))
+        return cycle.FrontTick(tick, 0, RealtimeRefresh())
+
+    monkeypatch.setattr(cycle, "run_cycle", run_cycle)
+    monkeypatch.setattr(cycle, "_front_tick", front_tick)
+    cycle.run_stream_pipeline(None, None, trigger="1 second", max_cycles=3, ctx=ctx_with_lane())
+    assert len(phase_starts) == 9 and ticks
+    inside = [p for p in phase_starts if any(a + 0.01 < p < b - 0.01 for a, b in ticks)]
+    assert inside == []

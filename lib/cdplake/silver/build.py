@@ -452,6 +452,32 @@ def build_silver_table(
     )
 
 
+def check_silver_tables(spark: SparkSession, env: EnvConfig, run_id: str) -> tuple[DatasetCheck, ...]:
+    """Run every silver table's Great Expectations suite over the whole table, now.
+
+    For a caller that does not run the silver streams itself (the stream's gold lane, see
+    :mod:`cdplake.streaming.realtime_lane`): the suites check tables, not batches, so they
+    can run off the path new files take. Each table is bounded by its bronze rows minus its
+    quarantined rows; the exact row count a run's MERGEs imply is only known to the run.
+    """
+    from cdplake.quality.dataset import check_silver_table, row_count
+
+    checks = []
+    for spec in SILVER_TABLES.values():
+        silver_path = env.paths.table("silver", spec.name)
+        if not table_exists(spark, silver_path):
+            continue
+        bronze = row_count(spark, env.paths.table("bronze", spec.source))
+        max_rows = bronze - row_count(spark, env.paths.table("quarantine", spec.source))
+        for name in (spec.name, spec.history):
+            quality = table_quality(env, name)
+            if name and quality is not None and quality.expectations:
+                checks.append(
+                    check_silver_table(spark, env, name, quality.expectations, run_id, max_rows=max_rows)
+                )
+    return tuple(checks)
+
+
 def dq_app_id(table: str) -> str:
     """The ``txnAppId`` of a table's per-batch writer of data-quality results."""
     return f"cdplake.silver.{table}.dq_results"

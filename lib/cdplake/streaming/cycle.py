@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from cdplake.config import EnvConfig
 
 PHASES = ("bronze", "silver", "signals", "identity", "profile", "history", "membership", "summary", "commit")
+# The gold lane of a two-lane loop also has "checks" (the silver suites) before "identity".
 PhaseHook = Callable[[int, str], None]
 Clock = Callable[[], dt.datetime]
 
@@ -182,15 +183,14 @@ def run_cycle(
     mark = [time.perf_counter()]
 
     def done(phase: str) -> None:
-        now = time.perf_counter()
-        seconds[phase] = now - mark[0]
-        mark[0] = now
+        seconds[phase] = time.perf_counter() - mark[0]
         if on_phase:
             on_phase(cycle_id, phase)
+        mark[0] = time.perf_counter()  # time spent in the hook (a pause) is no phase's
 
     new_files = 0
+    checks = ctx.streaming.dataset_checks_in(cycle_id)
     if front:
-        checks = ctx.streaming.dataset_checks_in(cycle_id)
         new_files = run_front(spark, env, ctx, run_id, dataset_checks=checks, done=done)
     signals_path = env.paths.table("gold", "realtime_signals")
 
@@ -200,6 +200,12 @@ def run_cycle(
     if all(v < 0 for v in versions.values()):
         return skipped  # nothing has landed yet
     silver_changed = previous is None or versions != previous.silver_versions
+    if not front and checks and silver_changed:
+        # The front lane leaves the whole-table suites to this lane, off the path of new files.
+        from cdplake.silver.build import check_silver_tables
+
+        check_silver_tables(spark, env, run_id)
+        done("checks")
     if silver_changed or not table_exists(spark, rc_path):
         resolve_identities(spark, env, run_id, config=ctx.identity, incremental=True)
     done("identity")
@@ -412,8 +418,8 @@ def _front_tick(
         seconds[phase] = now - mark[0]
         mark[0] = now
 
-    checks = ctx.streaming.dataset_checks_in(tick)
-    files = run_front(spark, env, ctx, run_id, dataset_checks=checks, done=done)
+    # The silver suites are the gold lane's (run_cycle's "checks" phase): whole-table scans.
+    files = run_front(spark, env, ctx, run_id, dataset_checks=False, done=done)
     refresh = refresh_realtime_segments(
         spark,
         env,
@@ -454,9 +460,24 @@ def _two_lanes(
                 stop.set()
             stop.wait(min(0.2, max(0.0, interval - (time.monotonic() - started))))
 
+    front_busy = threading.Event()
+
+    def yield_to_front() -> None:
+        # Two lanes share the cores: between its phases the gold lane lets a running front
+        # tick finish first, for at most one interval, so new files are not slowed by gold.
+        deadline = time.monotonic() + interval
+        while front_busy.is_set() and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def gold_phase(cycle_id: int, phase: str) -> None:
+        if on_phase:
+            on_phase(cycle_id, phase)
+        yield_to_front()
+
     def gold_lane() -> None:
         try:
             while not stop.is_set():
+                yield_to_front()
                 started = time.monotonic()
                 result = run_cycle(
                     spark,
@@ -464,7 +485,7 @@ def _two_lanes(
                     ctx,
                     as_of=as_of,
                     clock=clock,
-                    on_phase=on_phase,
+                    on_phase=gold_phase,
                     front=False,
                     leave_segments=leave,
                     membership_lock=lock,
@@ -486,7 +507,11 @@ def _two_lanes(
         while not stop.is_set():
             started = time.monotonic()
             tick += 1
-            front = _front_tick(spark, env, ctx, tick, as_utc(as_of or clock()), lock)
+            front_busy.set()
+            try:
+                front = _front_tick(spark, env, ctx, tick, as_utc(as_of or clock()), lock)
+            finally:
+                front_busy.clear()
             if on_front:
                 on_front(front)
             pause(started)
