@@ -13,9 +13,10 @@ from pyspark.testing import assertDataFrameEqual
 
 from cdplake.bronze import CRM_COLUMNS, ingest_source
 from cdplake.config import load_env
-from cdplake.io.delta import read_table, table_version
+from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.quality.dataset import DatasetCheck, dq_results_path
 from cdplake.silver import SilverResult, build_silver_table
+from cdplake.silver.build import check_silver_tables
 from cdplake.silver.history import merge_history
 
 pytestmark = pytest.mark.integration
@@ -377,3 +378,40 @@ def test_processing_time_stream_checks_the_suite_after_every_batch(spark, rules_
             "run_id STRING, expectation STRING, success BOOLEAN, observed_value STRING",
         ),
     )
+
+
+def test_whole_table_suites_for_the_gold_lane(spark, rules_env):
+    # The stream's gold lane runs the suites itself (check_silver_tables), after streams that
+    # ran without them; tables not built yet (email_events, crm_contacts, orders) are skipped.
+    env, write_rules = rules_env
+    write_rules("warn")
+    a1 = track("a1", price='"10"', quantity=2)
+    a2 = track("a2", price='"10"', quantity=0)
+    a4 = track("a4", price='"30"', quantity=1)
+    land(env, "events", "events-0001.jsonl", f"{a1}\n{a2}\n{a4}\noops\n")
+    ingest_source(spark, env, "events", "run-1", clock=lambda: T1)
+    built = build_silver_table(spark, env, "events", "run-1", clock=lambda: T1, dataset_checks=False)
+    assert (built.rows_out, built.rows_quarantined, built.checks) == (2, 2, ())
+    assert not table_exists(spark, dq_results_path(env))
+
+    checks = check_silver_tables(spark, env, "gold-lane")
+
+    assert checks == (
+        DatasetCheck(
+            "events", 4, ("expect_column_values_to_not_be_null(currency): 2 of 2 unexpected (100.00%)",)
+        ),
+    )
+    assertDataFrameEqual(
+        read_table(spark, dq_results_path(env)).select("run_id", "table", "expectation", "column", "success", "observed_value"),
+        spark.createDataFrame(
+            [
+                ("gold-lane", "events", "expect_column_values_to_be_unique", "message_id", True, "0 of 2 unexpected (0.00%)"),
+                ("gold-lane", "events", "expect_column_values_to_not_be_null", "currency", False, "2 of 2 unexpected (100.00%)"),
+                # (10 + 30) / 2 = 20
+                ("gold-lane", "events", "expect_column_mean_to_be_between", "price", True, "20.0"),
+                # at most 4 bronze rows - 2 quarantined = 2; 2 stored
+                ("gold-lane", "events", "expect_table_row_count_to_be_between", None, True, "2"),
+            ],
+            "run_id STRING, table STRING, expectation STRING, column STRING, success BOOLEAN, observed_value STRING",
+        ),
+    )  # fmt: skip

@@ -64,6 +64,18 @@ class Recorder:
         return cycle.FrontTick(tick, 0, RealtimeRefresh())
 
 
+class FakeSpark:
+    """Only what the loop itself calls on the session: the fair-scheduler pool per thread."""
+
+    def __init__(self) -> None:
+        self.sparkContext = self
+        self.pools: list[tuple[str, str | None]] = []
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:  # noqa: N802 (Spark's name)
+        assert key == "spark.scheduler.pool"
+        self.pools.append((threading.current_thread().name, value))
+
+
 def ctx_with_lane():
     return cycle.CycleContext(
         streaming=StreamingConfig(trigger="1 second"),
@@ -83,8 +95,13 @@ def recorder(monkeypatch):
 
 def test_gold_cycles_run_in_their_own_thread_and_leave_the_real_time_segments(recorder):
     fronts: list[cycle.FrontTick] = []
+    spark = FakeSpark()
     results = cycle.run_stream_pipeline(
-        None, None, trigger="1 second", max_cycles=2, ctx=ctx_with_lane(), on_front=fronts.append
+        spark, None, trigger="1 second", max_cycles=2, ctx=ctx_with_lane(), on_front=fronts.append
+    )
+    main = threading.current_thread().name
+    assert sorted(spark.pools, key=str) == sorted(
+        [("cdplake-gold-lane", "gold"), (main, "front"), (main, None)], key=str
     )
     assert [r.cycle_id for r in results] == [1, 2]
     assert [g["thread"] for g in recorder.gold] == ["cdplake-gold-lane"] * 2
@@ -101,7 +118,7 @@ def test_without_the_lane_whole_cycles_run_in_the_calling_thread(recorder):
 
     ctx = ctx_with_lane()
     ctx = replace(ctx, streaming=replace(ctx.streaming, realtime_lane=False))
-    results = cycle.run_stream_pipeline(None, None, trigger="1 second", max_cycles=2, ctx=ctx)
+    results = cycle.run_stream_pipeline(FakeSpark(), None, trigger="1 second", max_cycles=2, ctx=ctx)
     assert [r.cycle_id for r in results] == [1, 2]
     assert recorder.front == []
     assert [g["thread"] for g in recorder.gold] == [threading.current_thread().name] * 2
@@ -118,7 +135,7 @@ def test_a_failing_gold_cycle_stops_the_front_and_is_raised(monkeypatch):
     monkeypatch.setattr(cycle, "run_cycle", rec.run_cycle)
     monkeypatch.setattr(cycle, "_front_tick", rec.front_tick)
     with pytest.raises(RuntimeError, match="identity broke"):
-        cycle.run_stream_pipeline(None, None, trigger="1 second", ctx=ctx_with_lane())
+        cycle.run_stream_pipeline(FakeSpark(), None, trigger="1 second", ctx=ctx_with_lane())
     assert len(rec.gold) == 2
 
 
@@ -127,7 +144,7 @@ def test_a_failing_front_waits_for_the_gold_cycle_then_is_raised(monkeypatch):
     monkeypatch.setattr(cycle, "run_cycle", rec.run_cycle)
     monkeypatch.setattr(cycle, "_front_tick", rec.front_tick)
     with pytest.raises(RuntimeError, match="bronze broke"):
-        cycle.run_stream_pipeline(None, None, trigger="1 second", ctx=ctx_with_lane())
+        cycle.run_stream_pipeline(FakeSpark(), None, trigger="1 second", ctx=ctx_with_lane())
     # the gold lane was stopped and joined before the failure surfaced
     assert not any(t.name == "cdplake-gold-lane" for t in threading.enumerate())
 
@@ -139,7 +156,7 @@ def test_should_stop_ends_both_lanes_between_steps(recorder):
         return len(recorder.front) >= 2 or bool(asked)
 
     results = cycle.run_stream_pipeline(
-        None, None, trigger="1 second", ctx=ctx_with_lane(), should_stop=should_stop
+        FakeSpark(), None, trigger="1 second", ctx=ctx_with_lane(), should_stop=should_stop
     )
     assert len(recorder.front) == 2
     assert len(results) == len(recorder.gold) >= 1
@@ -167,7 +184,7 @@ def test_gold_phases_wait_for_a_running_front_tick(monkeypatch):
 
     monkeypatch.setattr(cycle, "run_cycle", run_cycle)
     monkeypatch.setattr(cycle, "_front_tick", front_tick)
-    cycle.run_stream_pipeline(None, None, trigger="1 second", max_cycles=3, ctx=ctx_with_lane())
+    cycle.run_stream_pipeline(FakeSpark(), None, trigger="1 second", max_cycles=3, ctx=ctx_with_lane())
     assert len(phase_starts) == 9 and ticks
     inside = [p for p in phase_starts if any(a + 0.01 < p < b - 0.01 for a, b in ticks)]
     assert inside == []

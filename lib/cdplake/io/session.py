@@ -72,6 +72,9 @@ def spark_conf(cfg: EnvConfig) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Jobs submitted from several threads of one driver (sources side by side, the
+        # stream's two lanes) share the cores by pool instead of queueing behind each other.
+        "spark.scheduler.mode": "FAIR",
         **DELTA_SQL_CONF,
     }
     sets = jar_sets(cfg)

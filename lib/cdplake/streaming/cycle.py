@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 PHASES = ("bronze", "silver", "signals", "identity", "profile", "history", "membership", "summary", "commit")
 # The gold lane of a two-lane loop also has "checks" (the silver suites) before "identity".
 PhaseHook = Callable[[int, str], None]
+SCHEDULER_POOL = "spark.scheduler.pool"  # a thread's fair-scheduler pool (a local property)
 Clock = Callable[[], dt.datetime]
 
 
@@ -475,6 +476,8 @@ def _two_lanes(
         yield_to_front()
 
     def gold_lane() -> None:
+        # Its own fair-scheduler pool: its stages and the front's share the cores.
+        spark.sparkContext.setLocalProperty(SCHEDULER_POOL, "gold")
         try:
             while not stop.is_set():
                 yield_to_front()
@@ -503,6 +506,7 @@ def _two_lanes(
     lane = threading.Thread(target=gold_lane, name="cdplake-gold-lane", daemon=True)
     lane.start()
     tick = 0
+    spark.sparkContext.setLocalProperty(SCHEDULER_POOL, "front")
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -518,6 +522,7 @@ def _two_lanes(
     finally:
         stop.set()
         lane.join()
+        spark.sparkContext.setLocalProperty(SCHEDULER_POOL, None)
     if failures:
         raise failures[0]
     return results

@@ -279,12 +279,16 @@ def merge_membership_scoped(
     segment_ids: Sequence[str],
     run_id: str,
     run_at: dt.datetime,
-) -> None:
+) -> tuple[int, int]:
     """Like :func:`cdplake.segments.merge_membership`, but only for the customers in ``scope``.
 
     Open stays of ``scope`` customers in ``segment_ids`` that ``members`` no longer holds are
     closed at ``run_at``; members without an open stay get a new one. Customers outside
-    ``scope`` are not looked at. Idempotent: replaying the same input finds nothing to do.
+    ``scope`` are not looked at. Idempotent: replaying the same input finds nothing to do,
+    and then commits nothing.
+
+    Returns:
+        Stays opened and stays closed.
     """
     from delta.tables import DeltaTable
 
@@ -302,6 +306,12 @@ def merge_membership_scoped(
     to_open = new.join(opened, stay, "left_anti").withColumn("_action", F.lit("open"))
     # Pin the changes: the MERGE rewrites the table this source was computed from.
     source = to_close.unionByName(to_open, allowMissingColumns=True).localCheckpoint(eager=True)
+    counts = {
+        r["_action"]: int(r["n"]) for r in source.groupBy("_action").agg(F.count("*").alias("n")).collect()
+    }
+    opened, closed = counts.get("open", 0), counts.get("close", 0)
+    if opened + closed == 0:
+        return 0, 0  # nothing to change: no commit
     at = ts_lit(run_at)
     (
         DeltaTable.forPath(spark, path)
@@ -318,6 +328,7 @@ def merge_membership_scoped(
         )
         .execute()
     )
+    return opened, closed
 
 
 def members_of(profile: DataFrame, segments: SegmentsConfig) -> tuple[DataFrame, DataFrame]:

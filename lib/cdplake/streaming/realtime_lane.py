@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 
 from cdplake.features.realtime import REALTIME_FEATURES, with_realtime_features
-from cdplake.io.delta import read_table, table_exists, table_version
+from cdplake.io.delta import read_table, table_exists
 from cdplake.streaming import incremental as inc
 
 if TYPE_CHECKING:
@@ -126,19 +126,7 @@ def refresh_realtime_segments(
     allowed, _ = inc.members_of(fresh, realtime)
     lock = membership_lock or threading.Lock()
     with lock:
-        version = table_version(spark, membership_path)
-        inc.merge_membership_scoped(spark, membership_path, allowed, scope, ids, run_id, as_of)
-        return _changes(spark, membership_path, version, size)
-
-
-def _changes(spark: SparkSession, path: str, before: int, scope: int) -> RealtimeRefresh:
-    """Stays opened and closed by the commits after version ``before`` (the MERGE's metrics)."""
-    from delta.tables import DeltaTable
-
-    history = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
-    if history is None or int(history["version"]) <= before:
-        return RealtimeRefresh(scope)
-    metrics = history["operationMetrics"] or {}
-    return RealtimeRefresh(
-        scope, int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0))
-    )
+        opened, closed = inc.merge_membership_scoped(
+            spark, membership_path, allowed, scope, ids, run_id, as_of
+        )
+    return RealtimeRefresh(size, opened, closed)
