@@ -228,8 +228,6 @@ def main() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             sink.append(line.rstrip("\n"))
-        # kept for reading what each cycle and front tick did
-        (bench / "stream.out").write_text("\n".join(cycles) + "\n", encoding="utf-8")
 
     threading.Thread(target=pump, args=(stream, cycles), daemon=True).start()
     threading.Thread(target=pump, args=(outbox, []), daemon=True).start()
@@ -259,6 +257,8 @@ def main() -> None:
     finally:
         stop(stream)
         stop(outbox)
+        # kept for reading what each cycle and front tick did
+        (bench / "stream.out").write_text("\n".join(cycles) + "\n", encoding="utf-8")
 
     latencies = [seen[e] - landed[e] for e in landed if e in seen]
     missing = [e for e in landed if e not in seen]
