@@ -106,9 +106,8 @@ def refresh_realtime_segments(
         return RealtimeRefresh()
     ids = [d.id for d in realtime.segments]
     customer_map = read_table(spark, map_path)
-    active = inc.realtime_active(
-        read_table(spark, signals_path), customer_map, [as_of], signals.slide_seconds
-    )
+    views = read_table(spark, signals_path)
+    active = inc.realtime_active(views, customer_map, [as_of], signals.slide_seconds)
     scope = active
     if table_exists(spark, membership_path):
         staying = read_table(spark, membership_path).where(F.col("is_member") & F.col("segment_id").isin(ids))
@@ -120,9 +119,9 @@ def refresh_realtime_segments(
         return RealtimeRefresh()
     stored = read_table(spark, profile_path).join(scope, "customer_id", "left_semi")
     base = stored.drop(*REALTIME_COLUMNS)
-    fresh = with_realtime_features(
-        base, read_table(spark, signals_path), customer_map, as_of, signals.slide_seconds
-    ).select(*stored.columns)
+    fresh = with_realtime_features(base, views, customer_map, as_of, signals.slide_seconds).select(
+        *stored.columns
+    )
     allowed, _ = inc.members_of(fresh, realtime)
     lock = membership_lock or threading.Lock()
     with lock:
