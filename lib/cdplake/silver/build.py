@@ -426,10 +426,9 @@ def build_silver_table(
     )
     checks = []
     if per_run_checks and totals["batches"]:
-        from cdplake.quality.dataset import check_silver_table, row_count
+        from cdplake.quality.dataset import check_silver_table
 
-        # Each bronze row ends in at most one silver row or one quarantine row.
-        max_rows = row_count(spark, bronze_path) - row_count(spark, quarantine_path)
+        max_rows = max_silver_rows(spark, env, spec)
         inserted = {spec.name: totals["rows_inserted"], spec.history: totals["history_inserted"]}
         for name, _, q in checked_tables:
             if q is not None and q.expectations:
@@ -452,6 +451,15 @@ def build_silver_table(
     )
 
 
+def max_silver_rows(spark: SparkSession, env: EnvConfig, spec: SilverTable) -> int:
+    """Bronze rows minus quarantined rows: each bronze row ends in at most one silver row or
+    one quarantine row, so no silver table (or its history's current rows) can hold more."""
+    from cdplake.quality.dataset import row_count
+
+    bronze = row_count(spark, env.paths.table("bronze", spec.source))
+    return bronze - row_count(spark, env.paths.table("quarantine", spec.source))
+
+
 def check_silver_tables(spark: SparkSession, env: EnvConfig, run_id: str) -> tuple[DatasetCheck, ...]:
     """Run every silver table's Great Expectations suite over the whole table, now.
 
@@ -460,15 +468,14 @@ def check_silver_tables(spark: SparkSession, env: EnvConfig, run_id: str) -> tup
     can run off the path new files take. Each table is bounded by its bronze rows minus its
     quarantined rows; the exact row count a run's MERGEs imply is only known to the run.
     """
-    from cdplake.quality.dataset import check_silver_table, row_count
+    from cdplake.quality.dataset import check_silver_table
 
     checks = []
     for spec in SILVER_TABLES.values():
         silver_path = env.paths.table("silver", spec.name)
         if not table_exists(spark, silver_path):
             continue
-        bronze = row_count(spark, env.paths.table("bronze", spec.source))
-        max_rows = bronze - row_count(spark, env.paths.table("quarantine", spec.source))
+        max_rows = max_silver_rows(spark, env, spec)
         for name in (spec.name, spec.history):
             quality = table_quality(env, name)
             if name and quality is not None and quality.expectations:
