@@ -162,6 +162,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+ENTERED = re.compile(r"^front \d+: .* (\d+) entered")
+
+
+def front_split(
+    landed: dict[str, float], seen: dict[str, float], arrived: list[tuple[float, str]]
+) -> list[tuple[float, float]]:
+    """Per file seen in the outbox: (landing -> end of the front tick that took it, that end ->
+    the outbox). The tick that took a file is the first one that started after it landed
+    (start = when its line was printed minus its phases) and opened a stay."""
+    ticks = []
+    for at, line in arrived:
+        m = ENTERED.match(line)
+        if m and int(m.group(1)) > 0:
+            ticks.append((at - sum(float(x) for _, x in PHASE.findall(line)), at))
+    out = []
+    for key, at in landed.items():
+        end = next((e for s, e in ticks if s >= at), None)
+        if key in seen and end is not None and end <= seen[key]:
+            out.append((end - at, seen[key] - end))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20)
@@ -223,11 +245,14 @@ def main() -> None:
         ["jobs/membership_outbox.py", "--trigger", args.outbox_trigger], root, bench / "outbox.log"
     )
     cycles: list[str] = []
+    arrived: list[tuple[float, str]] = []  # (time.time() the stream printed it, line)
 
     def pump(proc: subprocess.Popen, sink: list[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             sink.append(line.rstrip("\n"))
+            if sink is cycles:
+                arrived.append((time.time(), sink[-1]))
 
     threading.Thread(target=pump, args=(stream, cycles), daemon=True).start()
     threading.Thread(target=pump, args=(outbox, []), daemon=True).start()
@@ -258,7 +283,9 @@ def main() -> None:
         stop(stream)
         stop(outbox)
         # kept for reading what each cycle and front tick did
-        (bench / "stream.out").write_text("\n".join(cycles) + "\n", encoding="utf-8")
+        (bench / "stream.out").write_text(
+            "".join(f"{at:.1f} {line}\n" for at, line in arrived), encoding="utf-8"
+        )
 
     latencies = [seen[e] - landed[e] for e in landed if e in seen]
     missing = [e for e in landed if e not in seen]
@@ -284,6 +311,15 @@ def main() -> None:
         print(
             f"landing -> outbox latency over {len(latencies)} files: p50 {percentile(latencies, 0.5):.1f} s, "
             f"p95 {percentile(latencies, 0.95):.1f} s, max {max(latencies):.1f} s"
+        )
+    split = front_split(landed, seen, arrived)
+    if split:
+        front_part, outbox_part = zip(*split, strict=True)
+        print(
+            f"  of which landing -> end of the front tick that took the file: p50 "
+            f"{percentile(list(front_part), 0.5):.1f} s, p95 {percentile(list(front_part), 0.95):.1f} s; "
+            f"then -> outbox: p50 {percentile(list(outbox_part), 0.5):.1f} s, "
+            f"p95 {percentile(list(outbox_part), 0.95):.1f} s"
         )
     if missing:
         print(f"NOT SEEN within the timeout: {len(missing)} files ({', '.join(missing[:5])}...)")

@@ -16,6 +16,7 @@ import pytest
 from cdplake.config.segments import load_segments_config
 from cdplake.config.streaming import StreamingConfig
 from cdplake.streaming import cycle
+from cdplake.streaming.priority import SharedLock
 from cdplake.streaming.realtime_lane import RealtimeRefresh, is_realtime, split_segments
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -46,6 +47,7 @@ class Recorder:
     def __init__(self, fail_front_at: int | None = None, fail_gold_at: int | None = None) -> None:
         self.gold: list[dict] = []
         self.front: list[tuple[int, str]] = []
+        self.run_ids: list[str] = []
         self.fail_front_at = fail_front_at
         self.fail_gold_at = fail_gold_at
 
@@ -57,8 +59,9 @@ class Recorder:
         time.sleep(0.05)
         return cycle.CycleResult(n, committed=True)
 
-    def front_tick(self, spark, env, ctx, tick, moment, lock):
+    def front_tick(self, spark, env, ctx, tick, moment, lock, run_id, memo=None):
         self.front.append((tick, threading.current_thread().name))
+        self.run_ids.append(run_id)
         if tick == self.fail_front_at:
             raise RuntimeError("bronze broke")
         return cycle.FrontTick(tick, 0, RealtimeRefresh())
@@ -85,6 +88,12 @@ def ctx_with_lane():
     )
 
 
+@pytest.fixture(autouse=True)
+def fresh_lake(monkeypatch):
+    """No committed cycle yet: the loop reads the progress table once, before the lanes start."""
+    monkeypatch.setattr(cycle, "last_progress", lambda spark, env: None)
+
+
 @pytest.fixture
 def recorder(monkeypatch):
     rec = Recorder()
@@ -105,9 +114,12 @@ def test_gold_cycles_run_in_their_own_thread_and_leave_the_real_time_segments(re
     )
     assert [r.cycle_id for r in results] == [1, 2]
     assert [g["thread"] for g in recorder.gold] == ["cdplake-gold-lane"] * 2
-    assert all(g["front"] is False and g["leave_segments"] == {"browsing_now"} for g in recorder.gold)
+    assert all(
+        g["front_sources"] == ("email", "orders", "crm") and g["leave_segments"] == {"browsing_now"}
+        for g in recorder.gold
+    )
     lock = recorder.gold[0]["membership_lock"]
-    assert isinstance(lock, type(threading.Lock())) and recorder.gold[1]["membership_lock"] is lock
+    assert isinstance(lock, SharedLock) and recorder.gold[1]["membership_lock"] is lock
     # the front ran in the calling thread, every trigger while gold ran (2 cycles >= 1 s apart)
     assert recorder.front and {t for _, t in recorder.front} == {threading.current_thread().name}
     assert [f.tick for f in fronts] == [t for t, _ in recorder.front] == list(range(1, len(fronts) + 1))
@@ -122,12 +134,12 @@ def test_without_the_lane_whole_cycles_run_in_the_calling_thread(recorder):
     assert [r.cycle_id for r in results] == [1, 2]
     assert recorder.front == []
     assert [g["thread"] for g in recorder.gold] == [threading.current_thread().name] * 2
-    assert all("front" not in g for g in recorder.gold)
+    assert all("front_sources" not in g for g in recorder.gold)
 
 
 def test_available_now_never_splits(recorder):
     results = cycle.run_stream_pipeline(None, None, trigger="availableNow", ctx=ctx_with_lane())
-    assert len(results) == 1 and recorder.front == [] and "front" not in recorder.gold[0]
+    assert len(results) == 1 and recorder.front == [] and "front_sources" not in recorder.gold[0]
 
 
 def test_a_failing_gold_cycle_stops_the_front_and_is_raised(monkeypatch):
@@ -176,7 +188,7 @@ def test_gold_phases_wait_for_a_running_front_tick(monkeypatch):
             on_phase(n, phase)
         return cycle.CycleResult(n, committed=True)
 
-    def front_tick(spark, env, ctx, tick, moment, lock):
+    def front_tick(spark, env, ctx, tick, moment, lock, run_id, memo=None):
         began = time.monotonic()
         time.sleep(0.4)
         ticks.append((began, time.monotonic()))
@@ -188,3 +200,31 @@ def test_gold_phases_wait_for_a_running_front_tick(monkeypatch):
     assert len(phase_starts) == 9 and ticks
     inside = [p for p in phase_starts if any(a + 0.01 < p < b - 0.01 for a, b in ticks)]
     assert inside == []
+
+
+def test_front_batches_carry_the_id_of_the_gold_cycle_that_will_take_them(monkeypatch):
+    # Cycle 7 is the last committed one. Gold cycle k returns once front tick 2k has begun:
+    # ticks 1-2 run before cycle 8 commits; cycle 9 is first skipped (nothing new: the id is
+    # kept), then committed after tick 6, so ticks 3-6 carry 9 and tick 7 carries 10.
+    monkeypatch.setattr(cycle, "last_progress", lambda spark, env: cycle.CycleProgress(cycle_id=7))
+    run_ids: list[str] = []
+    plan = [(8, True), (9, False), (9, True)]
+    calls: list[int] = []
+
+    def run_cycle(spark, env, ctx, **kwargs):
+        calls.append(1)
+        deadline = time.monotonic() + 20
+        while len(run_ids) < 2 * len(calls) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        n, committed = plan[len(calls) - 1]
+        return cycle.CycleResult(n, committed=committed)
+
+    def front_tick(spark, env, ctx, tick, moment, lock, run_id, memo=None):
+        run_ids.append(run_id)
+        return cycle.FrontTick(tick, 0, RealtimeRefresh())
+
+    monkeypatch.setattr(cycle, "run_cycle", run_cycle)
+    monkeypatch.setattr(cycle, "_front_tick", front_tick)
+    cycle.run_stream_pipeline(FakeSpark(), None, trigger="1 second", max_cycles=3, ctx=ctx_with_lane())
+    assert run_ids[:6] == ["stream_c000008"] * 2 + ["stream_c000009"] * 4
+    assert run_ids[6:] in ([], ["stream_c000010"])

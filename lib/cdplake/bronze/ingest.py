@@ -10,7 +10,7 @@ batch replayed after a crash between the Delta commit and the checkpoint commit 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -292,17 +292,31 @@ def ingest_all(
     trigger: str = AVAILABLE_NOW,
     *,
     clock: Clock | None = None,
+    sources: Collection[str] | None = None,
 ) -> dict[str, IngestResult]:
     """Run :func:`ingest_source` for every source of the landing contract.
 
     ``env.pipeline.source_workers`` sources run side by side (:mod:`cdplake.io.concurrent`);
     each has its own query, checkpoint and tables.
 
+    Args:
+        sources: only these sources (names of :data:`SOURCES`); all when None.
+
     Returns:
         The result per source, keyed by source name.
     """
-    tasks = {name: partial(ingest_source, spark, env, name, run_id, trigger, clock=clock) for name in SOURCES}
+    names = _known_sources(sources)
+    tasks = {name: partial(ingest_source, spark, env, name, run_id, trigger, clock=clock) for name in names}
     return run_side_by_side(tasks, env.pipeline.source_workers)
+
+
+def _known_sources(sources: Collection[str] | None) -> list[str]:
+    if sources is None:
+        return list(SOURCES)
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown sources {unknown}; known: {sorted(SOURCES)}")
+    return [name for name in SOURCES if name in sources]
 
 
 def start_all(

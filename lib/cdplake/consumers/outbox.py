@@ -130,7 +130,9 @@ def write_outbox_batch(
     """Turn one change-feed micro-batch into outbox rows; returns the events in it.
 
     Idempotent: the table MERGE inserts only unseen ``event_id``s; the JSON folder of a batch
-    id is overwritten.
+    id is overwritten. The JSON files are written first: they are what a mail platform picks
+    up, so they do not wait for the MERGE (a crash between the two replays the batch, which
+    rewrites the same folder and then MERGEs).
     """
     spark = batch.sparkSession
     profile = read_table(spark, paths.profile) if table_exists(spark, paths.profile) else None
@@ -139,7 +141,6 @@ def write_outbox_batch(
     count = events.count()
     if count == 0:
         return 0
-    merge_into(events, paths.table, ["event_id"], insert_only=True)
     if json_files:
         (
             events.coalesce(1)
@@ -147,6 +148,7 @@ def write_outbox_batch(
             .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
             .json(f"{paths.json_dir}/batch={batch_id:012d}")
         )
+    merge_into(events, paths.table, ["event_id"], insert_only=True)
     return count
 
 

@@ -67,7 +67,12 @@ def with_realtime_features(
     """``profile`` plus :data:`REALTIME_FEATURES` (0 without signals, or when the table is absent)."""
     if signals is None or customer_map is None:
         return profile.select("*", *[F.lit(0).cast(t).alias(n) for n, t in REALTIME_FEATURES])
-    features = realtime_features(signals, customer_map, as_of, slide_seconds)
+    return with_realtime_values(profile, realtime_features(signals, customer_map, as_of, slide_seconds))
+
+
+def with_realtime_values(profile: DataFrame, features: DataFrame) -> DataFrame:
+    """``profile`` plus :data:`REALTIME_FEATURES` from ``features`` (:func:`realtime_features`'
+    rows), 0 for a customer it has no row for."""
     joined = profile.join(features, "customer_id", "left")
     return joined.select(
         *profile.columns, *[F.coalesce(F.col(n), F.lit(0)).cast(t).alias(n) for n, t in REALTIME_FEATURES]

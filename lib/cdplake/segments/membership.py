@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdplake.features.columns import ts_lit
+from cdplake.io.delta import table_version
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,6 +60,8 @@ def ensure_table(
     from delta.tables import DeltaTable
     from pyspark.sql.types import DataType, StructType
 
+    if table_version(spark, path) >= 0:
+        return  # exists: asked of the log, cheaper than a create-if-not-exists command
     schema = DataType.fromDDL(ddl)
     assert isinstance(schema, StructType)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)

@@ -27,7 +27,7 @@ once over the whole table and its results go to ``quality/dq_results``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -507,6 +507,7 @@ def build_silver(
     *,
     clock: Clock | None = None,
     dataset_checks: bool = True,
+    sources: Collection[str] | None = None,
 ) -> dict[str, SilverResult]:
     """Bring every silver table up to date with bronze.
 
@@ -521,6 +522,7 @@ def build_silver(
         trigger: ``"availableNow"`` or a processing-time interval.
         clock: gives ``_quarantined_at``; Spark's current timestamp by default.
         dataset_checks: run each table's Great Expectations suite after its stream.
+        sources: only the tables built from these bronze sources; all when None.
 
     Returns:
         The result per silver table, keyed by table name.
@@ -529,6 +531,7 @@ def build_silver(
         name: partial(
             build_silver_table, spark, env, name, run_id, trigger, clock=clock, dataset_checks=dataset_checks
         )
-        for name in SILVER_TABLES
+        for name, spec in SILVER_TABLES.items()
+        if sources is None or spec.source in sources
     }
     return run_side_by_side(tasks, env.pipeline.source_workers)

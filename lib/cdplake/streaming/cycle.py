@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
 
+from cdplake.bronze.sources import SOURCES as BRONZE_SOURCES
 from cdplake.config.features import FeaturesConfig, load_features_config
 from cdplake.config.identity import IdentityConfig, load_identity_config
 from cdplake.config.segments import SegmentsConfig, load_segments_config
@@ -39,9 +40,15 @@ from cdplake.segments.evaluate import MEMBER_COLUMNS
 from cdplake.segments.membership import merge_membership
 from cdplake.segments.profile_history import HISTORY_TABLE, merge_profile_history
 from cdplake.streaming import incremental as inc
+from cdplake.streaming.priority import FrontPriority, SharedLock
 from cdplake.streaming.progress import CycleProgress, commit_progress, cycle_run_id, last_progress
-from cdplake.streaming.realtime_lane import RealtimeRefresh, refresh_realtime_segments, split_segments
-from cdplake.streaming.signals import update_signals
+from cdplake.streaming.realtime_lane import (
+    RealtimeRefresh,
+    RefreshMemo,
+    refresh_realtime_segments,
+    split_segments,
+)
+from cdplake.streaming.signals import SIGNALS_SOURCE, update_signals
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,6 +60,10 @@ PHASES = ("bronze", "silver", "signals", "identity", "profile", "history", "memb
 PhaseHook = Callable[[int, str], None]
 SCHEDULER_POOL = "spark.scheduler.pool"  # a thread's fair-scheduler pool (a local property)
 Clock = Callable[[], dt.datetime]
+# Two lanes: the front lane takes the files the real-time signals come from, every trigger;
+# the gold lane takes the other sources' files at the start of each of its cycles.
+FRONT_SOURCES = (SIGNALS_SOURCE,)
+GOLD_LANE_SOURCES = tuple(name for name in BRONZE_SOURCES if name not in FRONT_SOURCES)
 
 
 def _utc_now() -> dt.datetime:
@@ -123,11 +134,14 @@ def run_front(
     *,
     dataset_checks: bool,
     done: Callable[[str], None] | None = None,
+    sources: Collection[str] | None = None,
 ) -> int:
     """Landing -> bronze -> silver -> real-time signals: the part of a cycle that takes new files.
 
     Args:
         done: called with ``bronze``, ``silver`` and ``signals`` as each phase ends.
+        sources: only these landing sources (bronze source names); all when None. The
+            signals are updated only when :data:`SIGNALS_SOURCE` is among them.
 
     Returns:
         Landing files ingested into bronze.
@@ -135,15 +149,16 @@ def run_front(
     from cdplake.bronze import ingest_all
     from cdplake.silver import build_silver
 
-    ingested = ingest_all(spark, env, run_id)
+    ingested = ingest_all(spark, env, run_id, sources=sources)
     if done:
         done("bronze")
-    build_silver(spark, env, run_id, dataset_checks=dataset_checks)
+    build_silver(spark, env, run_id, dataset_checks=dataset_checks, sources=sources)
     if done:
         done("silver")
-    update_signals(spark, env, ctx.streaming.signals)
-    if done:
-        done("signals")
+    if sources is None or SIGNALS_SOURCE in sources:
+        update_signals(spark, env, ctx.streaming.signals)
+        if done:
+            done("signals")
     return sum(r.files for r in ingested.values())
 
 
@@ -155,9 +170,9 @@ def run_cycle(
     as_of: dt.datetime | None = None,
     clock: Clock = _utc_now,
     on_phase: PhaseHook | None = None,
-    front: bool = True,
+    front_sources: Collection[str] | None = None,
     leave_segments: frozenset[str] = frozenset(),
-    membership_lock: threading.Lock | None = None,
+    membership_lock: AbstractContextManager[Any] | None = None,
 ) -> CycleResult:
     """Run one cycle over whatever landed since the last one (see the module docstring).
 
@@ -168,8 +183,11 @@ def run_cycle(
         as_of: evaluation time of the gold step; ``clock()`` at the cycle's start when None.
         clock: the wall clock (tests fix it).
         on_phase: called with ``(cycle_id, phase)`` after each phase of :data:`PHASES`.
-        front: run :func:`run_front` first; False in the gold lane of a two-lane loop,
-            where another thread takes new files (:mod:`cdplake.streaming.realtime_lane`).
+        front_sources: the landing sources whose new files the cycle takes first
+            (:func:`run_front`); all when None. In the gold lane of a two-lane loop, every
+            source but :data:`SIGNALS_SOURCE`, whose files the front lane takes
+            (:mod:`cdplake.streaming.realtime_lane`); the silver suites then run over whole
+            tables in a "checks" phase.
         leave_segments: segments whose stays this cycle neither opens nor closes (the
             real-time lane keeps them).
         membership_lock: held while gold/segment_membership is written.
@@ -191,8 +209,11 @@ def run_cycle(
 
     new_files = 0
     checks = ctx.streaming.dataset_checks_in(cycle_id)
-    if front:
-        new_files = run_front(spark, env, ctx, run_id, dataset_checks=checks, done=done)
+    shared = front_sources is not None  # another lane takes some sources' files
+    if front_sources is None or front_sources:
+        new_files = run_front(
+            spark, env, ctx, run_id, dataset_checks=checks and not shared, done=done, sources=front_sources
+        )
     signals_path = env.paths.table("gold", "realtime_signals")
 
     versions = inc.silver_versions(spark, env)
@@ -201,7 +222,7 @@ def run_cycle(
     if all(v < 0 for v in versions.values()):
         return skipped  # nothing has landed yet
     silver_changed = previous is None or versions != previous.silver_versions
-    if not front and checks and silver_changed:
+    if shared and checks and silver_changed:
         # The front lane leaves the whole-table suites to this lane, off the path of new files.
         from cdplake.silver.build import check_silver_tables
 
@@ -330,6 +351,10 @@ class FrontTick:
         """One line for logs."""
         timing = " ".join(f"{k}={v:.1f}s" for k, v in self.seconds.items())
         r = self.refresh
+        if r.skipped:
+            return (
+                f"front {self.tick}: {self.new_files} files; real-time segments: inputs unchanged; {timing}"
+            )
         return (
             f"front {self.tick}: {self.new_files} files; real-time segments: {r.scope} customers, "
             f"{r.opened} entered, {r.closed} exited; {timing}"
@@ -405,12 +430,14 @@ def _front_tick(
     ctx: CycleContext,
     tick: int,
     moment: dt.datetime,
-    lock: threading.Lock,
+    lock: AbstractContextManager[Any],
+    run_id: str,
+    memo: RefreshMemo | None = None,
 ) -> FrontTick:
-    """New files through silver and signals, then the real-time segments at ``moment``."""
-    previous = last_progress(spark, env)
-    # Bronze and silver batches are stamped with the id of the gold cycle that will take them.
-    run_id = cycle_run_id((previous.cycle_id if previous else 0) + 1)
+    """New files through silver and signals, then the real-time segments at ``moment``.
+
+    ``run_id`` stamps the bronze and silver batches: that of the gold cycle that will take them.
+    """
     seconds: dict[str, float] = {}
     mark = [time.perf_counter()]
 
@@ -420,7 +447,7 @@ def _front_tick(
         mark[0] = now
 
     # The silver suites are the gold lane's (run_cycle's "checks" phase): whole-table scans.
-    files = run_front(spark, env, ctx, run_id, dataset_checks=False, done=done)
+    files = run_front(spark, env, ctx, run_id, dataset_checks=False, done=done, sources=FRONT_SOURCES)
     refresh = refresh_realtime_segments(
         spark,
         env,
@@ -429,6 +456,7 @@ def _front_tick(
         moment,
         f"stream_rt_{moment:%Y%m%dT%H%M%S}",
         membership_lock=lock,
+        memo=memo,
     )
     done("realtime")
     return FrontTick(tick, files, refresh, seconds)
@@ -449,7 +477,11 @@ def _two_lanes(
 ) -> list[CycleResult]:
     realtime, _ = split_segments(ctx.segments)
     leave = frozenset(d.id for d in realtime.segments)
-    lock = threading.Lock()
+    # The front lane first: the gold lane's thread waits at its JVM calls while a front tick
+    # runs, for at most one interval per tick (cdplake.streaming.priority).
+    priority = FrontPriority(max_hold=interval)
+    lock = SharedLock(priority)
+    memo = RefreshMemo()  # lets a front tick skip a refresh whose inputs have not changed
     stop = threading.Event()
     results: list[CycleResult] = []
     failures: list[BaseException] = []
@@ -461,48 +493,49 @@ def _two_lanes(
                 stop.set()
             stop.wait(min(0.2, max(0.0, interval - (time.monotonic() - started))))
 
-    front_busy = threading.Event()
-
-    def yield_to_front() -> None:
-        # Two lanes share the cores: between its phases the gold lane lets a running front
-        # tick finish first, for at most one interval, so new files are not slowed by gold.
-        deadline = time.monotonic() + interval
-        while front_busy.is_set() and not stop.is_set() and time.monotonic() < deadline:
-            time.sleep(0.1)
-
     def gold_phase(cycle_id: int, phase: str) -> None:
         if on_phase:
             on_phase(cycle_id, phase)
-        yield_to_front()
+        priority.wait_turn()
 
     def gold_lane() -> None:
         # Its own fair-scheduler pool: its stages and the front's share the cores.
         spark.sparkContext.setLocalProperty(SCHEDULER_POOL, "gold")
         try:
-            while not stop.is_set():
-                yield_to_front()
-                started = time.monotonic()
-                result = run_cycle(
-                    spark,
-                    env,
-                    ctx,
-                    as_of=as_of,
-                    clock=clock,
-                    on_phase=gold_phase,
-                    front=False,
-                    leave_segments=leave,
-                    membership_lock=lock,
-                )
-                results.append(result)
-                if on_cycle:
-                    on_cycle(result)
-                if max_cycles is not None and len(results) >= max_cycles:
-                    stop.set()
-                pause(started)
+            with priority.gated():
+                gold_cycles()
         except BaseException as exc:  # re-raised by the calling thread
             failures.append(exc)
             stop.set()
 
+    def gold_cycles() -> None:
+        while not stop.is_set():
+            priority.wait_turn()
+            started = time.monotonic()
+            result = run_cycle(
+                spark,
+                env,
+                ctx,
+                as_of=as_of,
+                clock=clock,
+                on_phase=gold_phase,
+                front_sources=GOLD_LANE_SOURCES,
+                leave_segments=leave,
+                membership_lock=lock,
+            )
+            results.append(result)
+            if result.committed:
+                next_cycle[0] = result.cycle_id + 1
+            if on_cycle:
+                on_cycle(result)
+            if max_cycles is not None and len(results) >= max_cycles:
+                stop.set()
+            pause(started)
+
+    # Bronze and silver batches are stamped with the id of the gold cycle that will take
+    # them: read once here, then kept by the gold lane (no progress-table read per tick).
+    previous = last_progress(spark, env)
+    next_cycle = [(previous.cycle_id if previous else 0) + 1]
     lane = threading.Thread(target=gold_lane, name="cdplake-gold-lane", daemon=True)
     lane.start()
     tick = 0
@@ -511,11 +544,10 @@ def _two_lanes(
         while not stop.is_set():
             started = time.monotonic()
             tick += 1
-            front_busy.set()
-            try:
-                front = _front_tick(spark, env, ctx, tick, as_utc(as_of or clock()), lock)
-            finally:
-                front_busy.clear()
+            with priority.front():
+                moment = as_utc(as_of or clock())
+                run_id = cycle_run_id(next_cycle[0])
+                front = _front_tick(spark, env, ctx, tick, moment, lock, run_id, memo=memo)
             if on_front:
                 on_front(front)
             pause(started)

@@ -279,6 +279,8 @@ def merge_membership_scoped(
     segment_ids: Sequence[str],
     run_id: str,
     run_at: dt.datetime,
+    *,
+    open_stays: DataFrame | None = None,
 ) -> tuple[int, int]:
     """Like :func:`cdplake.segments.merge_membership`, but only for the customers in ``scope``.
 
@@ -287,6 +289,10 @@ def merge_membership_scoped(
     ``scope`` are not looked at. Idempotent: replaying the same input finds nothing to do,
     and then commits nothing.
 
+    Args:
+        open_stays: the table's open stays of ``segment_ids`` as the caller already read
+            them (pinned); read here when None.
+
     Returns:
         Stays opened and stays closed.
     """
@@ -294,11 +300,11 @@ def merge_membership_scoped(
 
     ensure_table(spark, path, MEMBERSHIP_DDL, change_data_feed=True)
     stay = ["segment_id", "customer_id", "definition_version"]
-    opened = (
-        read_table(spark, path)
-        .where(F.col("is_member") & F.col("segment_id").isin(list(segment_ids)))
-        .join(scope.select("customer_id").distinct(), "customer_id", "left_semi")
-    )
+    if open_stays is None:
+        open_stays = read_table(spark, path).where(
+            F.col("is_member") & F.col("segment_id").isin(list(segment_ids))
+        )
+    opened = open_stays.join(scope.select("customer_id").distinct(), "customer_id", "left_semi")
     new = members.select(*MEMBER_COLUMNS)
     to_close = opened.join(new, stay, "left_anti").select(
         "segment_id", "customer_id", "entered_at", F.lit("close").alias("_action")

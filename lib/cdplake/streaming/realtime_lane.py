@@ -29,13 +29,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
 
-from cdplake.features.realtime import REALTIME_FEATURES, with_realtime_features
-from cdplake.io.delta import read_table, table_exists
+from cdplake.features.realtime import (
+    REALTIME_FEATURES,
+    current_window_end,
+    realtime_features,
+    with_realtime_values,
+)
+from cdplake.io.delta import read_table, table_exists, table_version
 from cdplake.streaming import incremental as inc
 
 if TYPE_CHECKING:
@@ -69,6 +75,26 @@ class RealtimeRefresh:
     scope: int = 0
     opened: int = 0
     closed: int = 0
+    skipped: bool = False  # nothing it reads had changed since the last refresh
+
+
+class RefreshMemo:
+    """What the last refresh read, so the next one can skip when none of it has changed.
+
+    The inputs are the versions of the tables the refresh reads (profile, identity map,
+    signals, membership) and the current window's end; the membership version is taken after
+    the refresh's own write. Same inputs, same stays: a refresh would find nothing to do.
+    A segment condition that reads the clock itself (``current_timestamp()``) is therefore
+    re-evaluated when the window slides, not every trigger.
+    """
+
+    def __init__(self) -> None:
+        self.inputs: tuple | None = None
+        self.scope = 0
+
+
+def _inputs(spark: SparkSession, paths: tuple[str, ...], window_end: dt.datetime) -> tuple:
+    return (*(table_version(spark, p) for p in paths), window_end)
 
 
 def refresh_realtime_segments(
@@ -78,7 +104,8 @@ def refresh_realtime_segments(
     signals: SignalSettings,
     as_of: dt.datetime,
     run_id: str,
-    membership_lock: threading.Lock | None = None,
+    membership_lock: AbstractContextManager[Any] | None = None,
+    memo: RefreshMemo | None = None,
 ) -> RealtimeRefresh:
     """Bring the stays of the real-time segments up to date at ``as_of`` (see the module docstring).
 
@@ -91,6 +118,8 @@ def refresh_realtime_segments(
         run_id: stamped on the stays it opens or closes.
         membership_lock: held while gold/segment_membership is written (the gold lane
             writes it too, from another thread).
+        memo: kept between calls by a caller that refreshes repeatedly (the front lane);
+            a refresh whose inputs are those of the last one returns at once, ``skipped``.
 
     Returns:
         Customers evaluated and stays opened and closed; all 0 when there is nothing to do
@@ -104,28 +133,43 @@ def refresh_realtime_segments(
     needed = (profile_path, map_path, signals_path)
     if not realtime.segments or not all(table_exists(spark, p) for p in needed):
         return RealtimeRefresh()
+    read = (*needed, membership_path)
+    window_end = current_window_end(as_of, signals.slide_seconds)
+    inputs = _inputs(spark, read, window_end)
+    if memo is not None and memo.inputs == inputs:
+        return RealtimeRefresh(memo.scope, skipped=True)
     ids = [d.id for d in realtime.segments]
-    customer_map = read_table(spark, map_path)
-    views = read_table(spark, signals_path)
-    active = inc.realtime_active(views, customer_map, [as_of], signals.slide_seconds)
-    scope = active
+    # Each table is read once and what is small is pinned: the views of the current window
+    # per customer, and the open stays of the real-time segments (the MERGE below rewrites
+    # the table they come from; the gold lane never writes these segments' stays).
+    views_now = realtime_features(
+        read_table(spark, signals_path), read_table(spark, map_path), as_of, signals.slide_seconds
+    ).localCheckpoint(eager=True)
+    customers = views_now.select("customer_id")
+    open_stays = None
     if table_exists(spark, membership_path):
-        staying = read_table(spark, membership_path).where(F.col("is_member") & F.col("segment_id").isin(ids))
-        scope = scope.unionByName(staying.select("customer_id"))
-    # Pinned: the MERGE below rewrites the membership table this set was read from.
-    scope = scope.distinct().localCheckpoint(eager=True)
+        open_stays = (
+            read_table(spark, membership_path)
+            .where(F.col("is_member") & F.col("segment_id").isin(ids))
+            .localCheckpoint(eager=True)
+        )
+        customers = customers.unionByName(open_stays.select("customer_id"))
+    scope = customers.distinct()
     size = scope.count()
     if size == 0:
+        if memo is not None:
+            memo.inputs, memo.scope = inputs, 0
         return RealtimeRefresh()
-    stored = read_table(spark, profile_path).join(scope, "customer_id", "left_semi")
-    base = stored.drop(*REALTIME_COLUMNS)
-    fresh = with_realtime_features(base, views, customer_map, as_of, signals.slide_seconds).select(
-        *stored.columns
-    )
+    stored = read_table(spark, profile_path).join(F.broadcast(scope), "customer_id", "left_semi")
+    fresh = with_realtime_values(stored.drop(*REALTIME_COLUMNS), views_now).select(*stored.columns)
     allowed, _ = inc.members_of(fresh, realtime)
-    lock = membership_lock or threading.Lock()
-    with lock:
+    with membership_lock or threading.Lock():
         opened, closed = inc.merge_membership_scoped(
-            spark, membership_path, allowed, scope, ids, run_id, as_of
+            spark, membership_path, allowed, scope, ids, run_id, as_of, open_stays=open_stays
         )
+        if memo is not None:
+            # The other tables as they were before this refresh read them (a newer gold write
+            # shows as a new version next time); membership after its own write, under the lock.
+            memo.inputs = (*inputs[:3], table_version(spark, membership_path), window_end)
+            memo.scope = size
     return RealtimeRefresh(size, opened, closed)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cdplake.config import EnvConfig
 
 SIGNAL_KEYS = ("id_type", "id_value", "window_start")
+SIGNALS_SOURCE = "events"  # the landing source whose silver table the signals are computed from
 # Events that carry neither id still count, under one visible key instead of vanishing.
 NO_VISITOR = ("none", "")
 
@@ -114,7 +115,7 @@ def update_signals(
     Returns:
         False when there is no silver/events table yet (nothing to do), else True.
     """
-    events_path = env.paths.table("silver", "events")
+    events_path = env.paths.table("silver", SIGNALS_SOURCE)
     if not table_exists(spark, events_path):
         return False
     target = env.paths.table("gold", "realtime_signals")
