@@ -201,6 +201,13 @@ def main() -> None:
         "(a returning customer browsing), instead of a first identify plus the views",
     )
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="land this many files (other bench contacts) first and wait for them, unmeasured: "
+        "the latency of a stream that has been running, not of its first minute",
+    )
+    parser.add_argument(
         "--no-realtime-lane",
         action="store_true",
         help="whole cycles one after another (realtime_lane: false)",
@@ -225,9 +232,11 @@ def main() -> None:
     write_landing(env, generate(env.demo))
     landing = LocalStore(root / "landing")
     now = dt.datetime.now(dt.timezone.utc)
-    landing.put(f"crm/{now:%Y-%m-%d}/bench-contacts.csv", crm_export(args.files, now))
+    landing.put(f"crm/{now:%Y-%m-%d}/bench-contacts.csv", crm_export(args.files + args.warmup, now))
     if args.known_visitors:
-        landing.put(f"events/{now:%Y-%m-%d}/bench-visitors.jsonl", known_visitors_file(args.files, now))
+        landing.put(
+            f"events/{now:%Y-%m-%d}/bench-visitors.jsonl", known_visitors_file(args.files + args.warmup, now)
+        )
 
     print(
         f"building the lake once ({args.customers} demo customers, {args.files} bench contacts)...",
@@ -265,20 +274,26 @@ def main() -> None:
             if time.monotonic() > deadline or stream.poll() is not None or outbox.poll() is not None:
                 raise SystemExit("stream or outbox did not start; see the logs in " + str(bench))
             time.sleep(0.5)
+
+        def land(ids: range) -> dict[str, float]:
+            at: dict[str, float] = {}
+            for i in ids:
+                moment = dt.datetime.now(dt.timezone.utc)
+                body = events_file(i, moment, with_identify=not args.known_visitors)
+                landing.put(f"events/{moment:%Y-%m-%d}/bench-{i:03d}.jsonl", body)
+                at[email(i)] = time.time()
+                time.sleep(args.spacing)
+            deadline = time.monotonic() + args.timeout
+            while not all(e in outbox_entries(json_dir) for e in at) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            return at
+
+        if args.warmup:
+            print(f"stream and outbox running; {args.warmup} warm-up files (not measured)...", flush=True)
+            land(range(args.files, args.files + args.warmup))
         print("stream and outbox running; landing files...", flush=True)
-        landed: dict[str, float] = {}
-        for i in range(args.files):
-            moment = dt.datetime.now(dt.timezone.utc)
-            body = events_file(i, moment, with_identify=not args.known_visitors)
-            landing.put(f"events/{moment:%Y-%m-%d}/bench-{i:03d}.jsonl", body)
-            landed[email(i)] = time.time()
-            time.sleep(args.spacing)
-        deadline = time.monotonic() + args.timeout
-        while True:
-            seen = outbox_entries(json_dir)
-            if all(e in seen for e in landed) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        landed = land(range(args.files))
+        seen = outbox_entries(json_dir)
     finally:
         stop(stream)
         stop(outbox)
@@ -306,7 +321,7 @@ def main() -> None:
         "known to identity before the stream" if args.known_visitors else "identified in their own file"
     )
     lane = "off" if args.no_realtime_lane else "on (as configured)"
-    print(f"bench visitors: {visitors}; real-time lane: {lane}")
+    print(f"bench visitors: {visitors}; real-time lane: {lane}; warm-up files: {args.warmup}")
     if latencies:
         print(
             f"landing -> outbox latency over {len(latencies)} files: p50 {percentile(latencies, 0.5):.1f} s, "

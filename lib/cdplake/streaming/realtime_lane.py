@@ -5,10 +5,12 @@ and on recomputing profiles; a segment such as ``browsing_now`` (views in the la
 would wait for all of it. With a processing-time trigger the loop therefore runs two lanes in
 one driver:
 
-* the **front** (every trigger): landing -> bronze -> silver -> ``gold/realtime_signals``,
-  then :func:`refresh_realtime_segments`;
-* the **gold lane** (back to back, in a second thread): identity -> profiles -> history ->
-  membership of every other segment -> summary -> progress.
+* the **front** (every trigger): events landing -> bronze -> silver ->
+  ``gold/realtime_signals``, then :func:`refresh_realtime_segments`;
+* the **gold lane** (back to back, in a second thread): the other sources' landing ->
+  bronze -> silver, the silver suites, identity -> profiles -> history -> membership of
+  every other segment -> summary -> progress. It waits at its JVM calls while a front tick
+  runs (:mod:`cdplake.streaming.priority`).
 
 :func:`refresh_realtime_segments` evaluates only the *real-time segments* (whose condition
 or features use a column of :data:`cdplake.features.realtime.REALTIME_FEATURES`) for the
