@@ -98,11 +98,14 @@ class FrontPriority:
     @contextmanager
     def exempt(self) -> Iterator[None]:
         """No waiting in the calling thread inside the block (it holds something the front needs)."""
-        self._exempt.depth = getattr(self._exempt, "depth", 0) + 1
+        self._exempt_more(1)
         try:
             yield
         finally:
-            self._exempt.depth -= 1
+            self._exempt_more(-1)
+
+    def _exempt_more(self, by: int) -> None:
+        self._exempt.depth = getattr(self._exempt, "depth", 0) + by
 
 
 class SharedLock:
@@ -114,18 +117,12 @@ class SharedLock:
     def __init__(self, priority: FrontPriority) -> None:
         self._lock = threading.Lock()
         self._priority = priority
-        self._held: list[Any] = []
 
     def __enter__(self) -> SharedLock:
         self._lock.acquire()
-        exempt = self._priority.exempt()
-        exempt.__enter__()
-        self._held.append(exempt)
+        self._priority._exempt_more(1)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        exempt = self._held.pop()
-        try:
-            exempt.__exit__(None, None, None)
-        finally:
-            self._lock.release()
+        self._priority._exempt_more(-1)
+        self._lock.release()

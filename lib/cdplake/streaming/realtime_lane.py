@@ -43,7 +43,7 @@ from cdplake.features.realtime import (
     realtime_features,
     with_realtime_values,
 )
-from cdplake.io.delta import read_table, table_exists, table_version
+from cdplake.io.delta import read_table, table_version
 from cdplake.streaming import incremental as inc
 
 if TYPE_CHECKING:
@@ -95,10 +95,6 @@ class RefreshMemo:
         self.scope = 0
 
 
-def _inputs(spark: SparkSession, paths: tuple[str, ...], window_end: dt.datetime) -> tuple:
-    return (*(table_version(spark, p) for p in paths), window_end)
-
-
 def refresh_realtime_segments(
     spark: SparkSession,
     env: EnvConfig,
@@ -128,16 +124,18 @@ def refresh_realtime_segments(
         (no real-time segment, no profile, identity or signals table yet).
     """
     realtime, _ = split_segments(segments)
+    if not realtime.segments:
+        return RealtimeRefresh()
     profile_path = env.paths.table("gold", "customer_profile")
     map_path = env.paths.table("identity", "customer_map")
     signals_path = env.paths.table("gold", "realtime_signals")
     membership_path = env.paths.table("gold", "segment_membership")
-    needed = (profile_path, map_path, signals_path)
-    if not realtime.segments or not all(table_exists(spark, p) for p in needed):
-        return RealtimeRefresh()
-    read = (*needed, membership_path)
+    # The versions say both whether each table exists (-1: not yet) and what the memo keys on.
+    versions = tuple(table_version(spark, p) for p in (profile_path, map_path, signals_path, membership_path))
+    if min(versions[:3]) < 0:
+        return RealtimeRefresh()  # no profile, identity or signals table yet
     window_end = current_window_end(as_of, signals.slide_seconds)
-    inputs = _inputs(spark, read, window_end)
+    inputs = (*versions, window_end)
     if memo is not None and memo.inputs == inputs:
         return RealtimeRefresh(memo.scope, skipped=True)
     ids = [d.id for d in realtime.segments]
@@ -149,7 +147,7 @@ def refresh_realtime_segments(
     ).localCheckpoint(eager=True)
     customers = views_now.select("customer_id")
     open_stays = None
-    if table_exists(spark, membership_path):
+    if versions[3] >= 0:
         open_stays = (
             read_table(spark, membership_path)
             .where(F.col("is_member") & F.col("segment_id").isin(ids))
@@ -172,6 +170,6 @@ def refresh_realtime_segments(
         if memo is not None:
             # The other tables as they were before this refresh read them (a newer gold write
             # shows as a new version next time); membership after its own write, under the lock.
-            memo.inputs = (*inputs[:3], table_version(spark, membership_path), window_end)
+            memo.inputs = (*versions[:3], table_version(spark, membership_path), window_end)
             memo.scope = size
     return RealtimeRefresh(size, opened, closed)
