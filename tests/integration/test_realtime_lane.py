@@ -21,7 +21,7 @@ from cdplake.config.segments import load_segments_config
 from cdplake.config.streaming import SignalSettings
 from cdplake.features.realtime import SIGNALS_DDL, current_window_end
 from cdplake.segments.membership import MEMBERSHIP_DDL
-from cdplake.streaming.realtime_lane import RealtimeRefresh, refresh_realtime_segments
+from cdplake.streaming.realtime_lane import RealtimeRefresh, RefreshMemo, refresh_realtime_segments
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,11 @@ SETTINGS = SignalSettings("1 hour", "5 minutes", "10 minutes")
 UTC = dt.timezone.utc
 
 
-def test_browsing_now_follows_the_signals_for_known_consenting_customers_only(
-    spark, two_wave_stream, tmp_path
-):
-    ref = two_wave_stream
+def copy_gold(spark, ref, tmp_path):
+    """A fresh lake holding the stream lake's profile, customer map and membership."""
     env = load_env(
         "local", conf_dir=ref.env.conf_dir, environ={"CDPLAKE__STORAGE__ROOT": str(tmp_path / "lake")}
     )
-    segments = load_segments_config(ref.env.conf_dir)
     profile = ref.gold(spark, "customer_profile")
     customer_map = spark.read.format("delta").load(ref.env.paths.table("identity", "customer_map"))
     membership = ref.gold(spark, "segment_membership")
@@ -46,6 +43,14 @@ def test_browsing_now_follows_the_signals_for_known_consenting_customers_only(
         (membership, "gold", "segment_membership"),
     ):
         df.write.format("delta").save(env.paths.table(layer, name))
+    return env, profile, customer_map, membership
+
+
+def test_browsing_now_follows_the_signals_for_known_consenting_customers_only(
+    spark, two_wave_stream, tmp_path
+):
+    env, profile, customer_map, membership = copy_gold(spark, two_wave_stream, tmp_path)
+    segments = load_segments_config(env.conf_dir)
 
     # One visitor id of a customer who may get marketing email, one of a customer who may not,
     # neither in browsing_now yet.
@@ -102,6 +107,39 @@ def test_browsing_now_follows_the_signals_for_known_consenting_customers_only(
     version = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg(F.max("version")).first()[0]
     assert refresh_realtime_segments(spark, env, segments, SETTINGS, later, "rt_3") == RealtimeRefresh()
     assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg(F.max("version")).first()[0] == version
+
+
+def test_a_refresh_whose_inputs_have_not_changed_is_skipped(spark, two_wave_stream, tmp_path):
+    env, profile, customer_map, _ = copy_gold(spark, two_wave_stream, tmp_path)
+    segments = load_segments_config(env.conf_dir)
+    visitor = (
+        customer_map.join(profile.where("can_email_marketing"), "customer_id").orderBy("customer_id").first()
+    )
+    end = current_window_end(STREAM_AS_OF, 300)
+    signals_path = env.paths.table("gold", "realtime_signals")
+    spark.createDataFrame(
+        [(visitor["id_type"], visitor["id_value"], end - dt.timedelta(hours=1), end, 3, STREAM_AS_OF)],
+        SIGNALS_DDL,
+    ).write.format("delta").save(signals_path)
+    memo = RefreshMemo()
+
+    def refresh(at: dt.datetime, run_id: str) -> RealtimeRefresh:
+        return refresh_realtime_segments(spark, env, segments, SETTINGS, at, run_id, memo=memo)
+
+    first = refresh(STREAM_AS_OF, "m_1")
+    assert first.opened == 1 and not first.skipped
+    # A minute on, same window, no table moved (its own write is in the memo): skipped.
+    assert refresh(STREAM_AS_OF + dt.timedelta(minutes=1), "m_2") == RealtimeRefresh(
+        first.scope, skipped=True
+    )
+    # A new version of a table it reads: evaluated again, nothing to change.
+    spark.createDataFrame(
+        [("anonymous_id", "nobody", end - dt.timedelta(hours=1), end, 1, STREAM_AS_OF)], SIGNALS_DDL
+    ).write.format("delta").mode("append").save(signals_path)
+    assert refresh(STREAM_AS_OF + dt.timedelta(minutes=2), "m_3") == RealtimeRefresh(first.scope, 0, 0)
+    assert refresh(STREAM_AS_OF + dt.timedelta(minutes=3), "m_4").skipped
+    # The window slides (past its end): evaluated again.
+    assert not refresh(end + dt.timedelta(seconds=1), "m_5").skipped
 
 
 def test_nothing_to_do_before_gold_exists(spark, tmp_path):
