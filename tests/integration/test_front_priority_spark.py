@@ -9,7 +9,7 @@ from cdplake.streaming.priority import FrontPriority
 
 
 def test_a_gated_thread_runs_its_spark_job_after_the_front_tick(spark):
-    p = FrontPriority(max_hold=30)
+    p = FrontPriority(gold_share=0.25, burst=30)
     spark.range(3).count()  # warm: the first job of a session is slow
     finished: dict[str, float] = {}
     counted: dict[str, int] = {}
@@ -31,3 +31,15 @@ def test_a_gated_thread_runs_its_spark_job_after_the_front_tick(spark):
     lane.join(60)
     assert counted == {"gold": 5}
     assert finished["gold"] >= released > began
+
+
+def test_the_session_has_the_fair_pools_of_the_conf_folder(spark):
+    # conf/fairscheduler.xml, set by cdplake.io.session.spark_conf: a free core goes to the
+    # front lane's tasks first (needy below 2 running tasks, then 100:1 by weight)
+    sc = spark.sparkContext._jsc.sc()
+    pools = {}
+    for name in ("front", "gold"):
+        pool = sc.getPoolForName(name)
+        assert pool.isDefined(), f"no {name} pool: the allocation file was not read"
+        pools[name] = (pool.get().weight(), pool.get().minShare(), str(pool.get().schedulingMode()))
+    assert pools == {"front": (100, 2, "FIFO"), "gold": (1, 0, "FIFO")}

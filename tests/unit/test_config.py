@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,13 @@ def test_the_intended_global_window_warning_is_quieted_on_the_driver(spark):
         assert level(window_exec) == "ERROR"
     finally:
         log4j.core.config.Configurator.setLevel(QUIETED_LOGGERS[0], log4j.Level.valueOf(before))
+
+
+def test_spark_conf_points_the_fair_scheduler_at_the_pools_of_the_conf_folder(tmp_path: Path):
+    assert spark_conf(load_env("local", conf_dir=CONF))["spark.scheduler.allocation.file"] == str(
+        (CONF / "fairscheduler.xml").resolve()
+    )
+    # a conf folder without the file: the scheduler's default pools, no dangling path
+    shutil.copytree(CONF / "env", tmp_path / "env")
+    bare = load_env("local", conf_dir=tmp_path, environ={"CDPLAKE__SPARK__JARS_DIR": str(REPO / ".jars")})
+    assert "spark.scheduler.allocation.file" not in spark_conf(bare)

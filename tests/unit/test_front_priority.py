@@ -37,8 +37,18 @@ def waited(fn) -> float:
     return time.monotonic() - start
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_turn_waits_for_the_running_front_tick():
-    p = FrontPriority(max_hold=10)
+    p = FrontPriority(gold_share=0.25, burst=10)
     assert waited(p.wait_turn) < 0.05  # no tick running
     tick = front_for(p, 0.5)
     assert 0.3 < waited(p.wait_turn) < 2
@@ -46,15 +56,58 @@ def test_a_turn_waits_for_the_running_front_tick():
     assert not p.front_running
 
 
-def test_a_long_front_tick_holds_gold_back_for_max_hold_only():
-    p = FrontPriority(max_hold=0.3)
+def test_a_long_front_tick_holds_gold_back_until_its_credit_is_spent():
+    # full bucket 0.1 s, spent at 0.5 s per second of hold: 0.2 s of hold, then gold runs
+    p = FrontPriority(gold_share=0.5, burst=0.1)
     tick = front_for(p, 2)
-    assert 0.15 < waited(p.wait_turn) < 1
+    assert 0.1 < waited(p.wait_turn) < 1
+    assert waited(p.wait_turn) < 0.05  # spent: no more waiting in this tick
+    tick.join()
+
+
+def test_the_budget_leaves_gold_its_share_of_a_front_lane_that_ticks_back_to_back():
+    clock = Clock()
+    p = FrontPriority(gold_share=0.25, burst=10, clock=clock)
+    assert p.hold_left() == 0  # no tick running
+    held = []
+    for _ in range(40):  # 10-second ticks back to back for 400 s
+        with p.front():
+            start = clock.now
+            # the tick holds gold while hold_left() > 0, then stops holding for its rest
+            clock.now += min(p.hold_left(), 10)
+            p.hold_left()
+            held.append(clock.now - start)
+            clock.now = start + 10
+    # a full bucket first: 10 s of credit spent at 0.25 s per second of hold, 4 ticks whole
+    assert held[:4] == pytest.approx([10] * 4)
+    # then gold gets its quarter: over every stretch at most (1 - gold_share) of it plus the
+    # burst is held, and over the whole run no less than that minus the burst
+    for start in range(len(held) - 8):
+        assert sum(held[start : start + 8]) <= 0.75 * 80 + 10 + 1e-6
+    assert 0.75 * 400 - 10 <= sum(held) <= 0.75 * 400 + 10 + 1e-6
+    assert min(held[4:]) < 10  # the hold did stop short: gold ran beside some ticks
+
+
+def test_a_front_lane_that_ticks_now_and_then_holds_gold_for_whole_ticks():
+    clock = Clock()
+    p = FrontPriority(gold_share=0.25, burst=10, clock=clock)
+    for _ in range(20):  # a 10-second tick every 15 s: 2.5 s of credit spent, 3.75 s earned
+        with p.front():
+            clock.now += 9.99
+            assert p.hold_left() > 0  # still holding at the tick's end
+            clock.now += 0.01
+        clock.now += 5
+
+
+def test_gold_share_one_never_holds():
+    p = FrontPriority(gold_share=1, burst=10)
+    tick = front_for(p, 1)
+    assert waited(p.wait_turn) < 0.05
     tick.join()
 
 
 def test_an_exempt_thread_and_the_holder_of_a_shared_lock_do_not_wait():
-    p = FrontPriority(max_hold=10)
+    p = FrontPriority(gold_share=0.25, burst=10)
     lock = SharedLock(p)
     tick = front_for(p, 1)
     with p.exempt():
@@ -66,7 +119,7 @@ def test_an_exempt_thread_and_the_holder_of_a_shared_lock_do_not_wait():
 
 
 def test_a_shared_lock_excludes_other_threads():
-    lock = SharedLock(FrontPriority(max_hold=1))
+    lock = SharedLock(FrontPriority(gold_share=0.25, burst=1))
     inside: list[int] = []
     overlap: list[bool] = []
 
@@ -94,7 +147,7 @@ def test_only_gated_threads_wait_at_jvm_calls(monkeypatch):
 
     monkeypatch.setattr(GatewayClient, "send_command", recorder)
     monkeypatch.setattr(prio, "_installed", False)  # wrap the recorder, not py4j's own
-    p = FrontPriority(max_hold=10)
+    p = FrontPriority(gold_share=0.25, burst=10)
     done: dict[str, float] = {}
 
     def gold() -> None:
@@ -121,6 +174,9 @@ def test_only_gated_threads_wait_at_jvm_calls(monkeypatch):
     assert prio._GATES == {}
 
 
-def test_max_hold_must_not_be_negative():
-    with pytest.raises(ValueError, match="max_hold"):
-        FrontPriority(max_hold=-1)
+@pytest.mark.parametrize(
+    ("share", "burst", "match"), [(0, 10, "gold_share"), (1.5, 10, "gold_share"), (0.25, -1, "burst")]
+)
+def test_the_budget_must_make_sense(share, burst, match):
+    with pytest.raises(ValueError, match=match):
+        FrontPriority(gold_share=share, burst=burst)

@@ -37,6 +37,8 @@ def test_repo_streaming_yaml_loads(tmp_path):
     assert (cfg.signals.window_seconds, cfg.signals.slide_seconds) == (3600, 300)
     assert cfg.realtime_lane is True
     assert parse_streaming_config({"realtime_lane": False}).realtime_lane is False
+    assert cfg.gold_share == 0.25
+    assert parse_streaming_config({"gold_share": 1}).gold_share == 1.0
     # no file: the defaults
     assert load_streaming_config(tmp_path).signals.slide_seconds == 300
 
@@ -52,6 +54,10 @@ def test_repo_streaming_yaml_loads(tmp_path):
         ({"dataset_checks_every": -1}, "whole number"),
         ({"dataset_checks_every": "often"}, "whole number"),
         ({"realtime_lane": "yes"}, "true or false"),
+        ({"gold_share": 0}, "gold_share"),
+        ({"gold_share": 1.5}, "gold_share"),
+        ({"gold_share": "half"}, "gold_share"),
+        ({"gold_share": True}, "gold_share"),
     ],
 )
 def test_streaming_config_validation(raw, message):

@@ -73,12 +73,15 @@ class StreamingConfig:
         realtime_lane: with a processing-time trigger, refresh real-time segments every
             trigger in a lane of their own while gold cycles run in another thread
             (:mod:`cdplake.streaming.realtime_lane`); False runs whole cycles one after another.
+        gold_share: with two lanes, the least share of time the gold lane runs without
+            waiting for front ticks (:mod:`cdplake.streaming.priority`); 1 never waits.
     """
 
     trigger: str = AVAILABLE_NOW
     signals: SignalSettings = SignalSettings()
     dataset_checks_every: int = 1
     realtime_lane: bool = True
+    gold_share: float = 0.25
 
     def dataset_checks_in(self, cycle_id: int) -> bool:
         """Whether cycle ``cycle_id`` runs the dataset checks."""
@@ -92,12 +95,15 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         ConfigError: unknown keys, a bad trigger or interval, a slide that does not divide
             the window.
     """
-    unknown = set(raw) - {"trigger", "signals", "dataset_checks_every", "realtime_lane"}
+    unknown = set(raw) - {"trigger", "signals", "dataset_checks_every", "realtime_lane", "gold_share"}
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {sorted(unknown)}; "
-            "expected trigger, signals, dataset_checks_every, realtime_lane"
+            "expected trigger, signals, dataset_checks_every, realtime_lane, gold_share"
         )
+    share = raw.get("gold_share", 0.25)
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= 1:
+        raise ConfigError(f"{where}: gold_share must be a number in (0, 1], got {share!r}")
     lane = raw.get("realtime_lane", True)
     if not isinstance(lane, bool):
         raise ConfigError(f"{where}: realtime_lane must be true or false, got {lane!r}")
@@ -121,7 +127,13 @@ def parse_streaming_config(raw: dict[str, Any], where: str = STREAMING_FILE) -> 
         raise ConfigError(
             f"{where}: signals.slide ({signals.slide}) must divide signals.window ({signals.window})"
         )
-    return StreamingConfig(trigger=trigger, signals=signals, dataset_checks_every=every, realtime_lane=lane)
+    return StreamingConfig(
+        trigger=trigger,
+        signals=signals,
+        dataset_checks_every=every,
+        realtime_lane=lane,
+        gold_share=float(share),
+    )
 
 
 def load_streaming_config(conf_dir: str | Path) -> StreamingConfig:

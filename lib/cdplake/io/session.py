@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
 S3_PACKAGES = ("org.apache.hadoop:hadoop-aws:3.5.0",)
 
+FAIR_POOLS_FILE = "fairscheduler.xml"  # in the conf folder: the fair scheduler's pools
+
 DELTA_SQL_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -77,6 +79,10 @@ def spark_conf(cfg: EnvConfig) -> dict[str, str]:
         "spark.scheduler.mode": "FAIR",
         **DELTA_SQL_CONF,
     }
+    pools = Path(cfg.conf_dir) / FAIR_POOLS_FILE
+    if pools.is_file():
+        # The pools' weights: the stream's front lane before its gold lane (see the file).
+        conf["spark.scheduler.allocation.file"] = str(pools.resolve())
     sets = jar_sets(cfg)
     if cfg.spark.jars == "local":
         conf["spark.jars"] = ",".join(local_jars(cfg.spark.jars_dir, sets))

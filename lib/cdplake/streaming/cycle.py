@@ -478,8 +478,9 @@ def _two_lanes(
     realtime, _ = split_segments(ctx.segments)
     leave = frozenset(d.id for d in realtime.segments)
     # The front lane first: the gold lane's thread waits at its JVM calls while a front tick
-    # runs, for at most one interval per tick (cdplake.streaming.priority).
-    priority = FrontPriority(max_hold=interval)
+    # runs, within a budget that leaves gold at least its share of the time, less one
+    # interval (cdplake.streaming.priority).
+    priority = FrontPriority(gold_share=ctx.streaming.gold_share, burst=interval)
     lock = SharedLock(priority)
     memo = RefreshMemo()  # lets a front tick skip a refresh whose inputs have not changed
     stop = threading.Event()

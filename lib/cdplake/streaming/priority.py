@@ -1,12 +1,19 @@
 """The front lane first: a gold-lane thread waits at its calls into the JVM while a front tick runs.
 
 Both lanes of the stream (:mod:`cdplake.streaming.realtime_lane`) share one driver and its
-cores. Spark's fair scheduler shares task slots, but on a small machine most of a short
-front tick is driver work (planning, Delta log reads and commits), which no pool setting
-reaches. So the gold lane yields cooperatively: every call from a *gated* Python thread into
-the JVM (each DataFrame operation, action, Delta command) first waits while a front tick is
-running, for at most ``max_hold`` seconds from that tick's start, so a long tick cannot starve
-gold. A call already inside the JVM is not interrupted; the next one waits.
+cores. Spark's fair scheduler shares task slots (``conf/fairscheduler.xml`` puts the front
+pool first), but on a small machine most of a short front tick is driver work (planning,
+Delta log reads and commits), which no pool setting reaches. So the gold lane yields
+cooperatively: every call from a *gated* Python thread into the JVM (each DataFrame
+operation, action, Delta command) first waits while a front tick is running. A call already
+inside the JVM is not interrupted; the next one waits.
+
+The hold has a budget, so a busy front lane cannot starve gold: over any stretch of time
+the gold lane is held for at most ``1 - gold_share`` of it, plus ``burst`` seconds. (A token
+bucket: credit accrues at ``1 - gold_share`` per second up to ``burst`` and a hold spends one
+per second; when a tick's hold has spent the credit, gold runs beside the rest of that tick.)
+A front lane that ticks now and then holds gold for whole ticks; one that ticks back to back
+leaves gold ``gold_share`` of the time.
 
 Only threads registered with :meth:`FrontPriority.gated` wait, and never while they hold a
 lock the front lane needs (:meth:`FrontPriority.exempt`, :class:`SharedLock`): the front would
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,41 +54,72 @@ def _install() -> None:
 
 
 class FrontPriority:
-    """Whether a front tick is running, and the gate gold-lane threads wait at."""
+    """Whether a front tick is running, and the gate gold-lane threads wait at.
 
-    def __init__(self, max_hold: float) -> None:
-        if max_hold < 0:
-            raise ValueError(f"max_hold must be >= 0, got {max_hold}")
-        self.max_hold = max_hold
-        self._since: float | None = None  # monotonic start of the running front tick
+    Args:
+        gold_share: the least share of time the gold lane runs un-held (0 < share <= 1);
+            1 never holds it.
+        burst: seconds of hold beyond that share (the bucket's size; it starts full).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, gold_share: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < gold_share <= 1:
+            raise ValueError(f"gold_share must be in (0, 1], got {gold_share}")
+        if burst < 0:
+            raise ValueError(f"burst must be >= 0, got {burst}")
+        self.gold_share = gold_share
+        self.burst = burst
+        self._clock = clock
+        self._credit = burst  # seconds of hold left, as of _stamp
+        self._stamp = clock()
+        self._running = False  # a front tick is running
+        self._holding = False  # ...and its hold has credit left
         self._changed = threading.Condition()
         self._exempt = threading.local()
+
+    def _settle(self) -> float:
+        """Bring the credit up to now (under ``_changed``) and return it."""
+        now = self._clock()
+        rate = (1 - self.gold_share) - (1 if self._holding else 0)
+        self._credit = min(self.burst, max(0.0, self._credit + rate * (now - self._stamp)))
+        self._stamp = now
+        return self._credit
 
     @contextmanager
     def front(self) -> Iterator[None]:
         """Mark a front tick as running for the duration of the block."""
         with self._changed:
-            self._since = time.monotonic()
+            self._settle()
+            self._running = True
+            self._holding = self._credit > 0 and self.gold_share < 1
         try:
             yield
         finally:
             with self._changed:
-                self._since = None
+                self._settle()
+                self._running = self._holding = False
                 self._changed.notify_all()
 
     @property
     def front_running(self) -> bool:
-        return self._since is not None
+        return self._running
+
+    def hold_left(self) -> float:
+        """Seconds the running tick may still hold gold (0 when it may not, or none runs)."""
+        with self._changed:
+            credit = self._settle()
+            if self._holding and credit <= 0:
+                self._holding = False  # spent: gold runs beside the rest of this tick
+                self._changed.notify_all()
+            return credit / self.gold_share if self._holding else 0.0
 
     def wait_turn(self) -> None:
-        """Wait while a front tick runs, up to ``max_hold`` seconds after it began (not when exempt)."""
+        """Wait while a front tick holds gold (not when exempt)."""
         if getattr(self._exempt, "depth", 0):
             return
         with self._changed:
-            while self._since is not None:
-                left = self._since + self.max_hold - time.monotonic()
-                if left <= 0:
-                    return
+            while (left := self.hold_left()) > 0:
                 self._changed.wait(left)
 
     @contextmanager
