@@ -6,6 +6,7 @@ recorder; tests/integration/test_front_priority_spark.py holds a real PySpark ca
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -180,3 +181,46 @@ def test_only_gated_threads_wait_at_jvm_calls(monkeypatch):
 def test_the_budget_must_make_sense(share, burst, match):
     with pytest.raises(ValueError, match=match):
         FrontPriority(gold_share=share, burst=burst)
+
+
+def test_a_tick_holds_gold_for_two_bursts_at_most_whatever_credit_is_left():
+    clock = Clock()
+    p = FrontPriority(gold_share=0.01, burst=10, clock=clock)  # credit for 1,000 s of hold
+    with p.front():
+        assert p.hold_left() == pytest.approx(20)
+        clock.now += 19.9
+        assert p.hold_left() == pytest.approx(0.1)
+        clock.now += 0.1
+        assert p.hold_left() == 0  # gold runs beside the rest of this tick
+        clock.now += 5
+        assert p.hold_left() == 0
+    with p.front():  # the next tick holds again
+        assert p.hold_left() == pytest.approx(20)
+
+
+def test_a_gated_thread_computing_a_cached_property_does_not_wait(monkeypatch):
+    # functools.cached_property (Python 3.11) holds one lock per class attribute while it
+    # computes, for every instance: pausing there would pause any thread reading it
+    monkeypatch.setattr(GatewayClient, "send_command", lambda self, command, *a, **k: "ok")
+    monkeypatch.setattr(prio, "_installed", False)
+    p = FrontPriority(gold_share=0.25, burst=10)
+
+    class Frame:
+        @functools.cached_property
+        def schema(self) -> str:
+            return GatewayClient.send_command(None, "schema\n")  # a JVM call
+
+    took: dict[str, float] = {}
+
+    def gold() -> None:
+        with p.gated():
+            took["property"] = waited(lambda: Frame().schema)
+            took["plain call"] = waited(lambda: GatewayClient.send_command(None, "c\n"))
+
+    tick = front_for(p, 1.0)
+    lane = threading.Thread(target=gold)
+    lane.start()
+    lane.join(10)
+    tick.join()
+    assert took["property"] < 0.3  # straight through
+    assert took["plain call"] > 0.5  # the same thread waits outside the property

@@ -16,12 +16,19 @@ A front lane that ticks now and then holds gold for whole ticks; one that ticks 
 leaves gold ``gold_share`` of the time.
 
 Only threads registered with :meth:`FrontPriority.gated` wait, and never while they hold a
-lock the front lane needs (:meth:`FrontPriority.exempt`, :class:`SharedLock`): the front would
-then wait for a paused gold lane.
+lock the front lane may need, or the front would wait for a paused gold lane: a
+:class:`SharedLock` or an :meth:`FrontPriority.exempt` block, and any
+``functools.cached_property`` being computed. On Python 3.11 such a property holds one lock
+per class attribute, for every instance, while it computes (``DataFrame.schema`` is one: a
+JVM call). A gold thread held there once stalled a front tick for 41.5 s. A single tick holds
+gold for at most two ``burst`` lengths, whatever credit is left: a bound on what an unknown
+lock of this kind could cost.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +38,18 @@ from typing import Any
 _GATES: dict[int, FrontPriority] = {}  # thread ident -> the priority that gates it
 _INSTALLED = threading.Lock()
 _installed = False
+# functools.cached_property.__get__: a frame running it holds the property's class-wide lock
+_CACHED_PROPERTY_GET = functools.cached_property.__get__.__code__
+
+
+def _computing_cached_property() -> bool:
+    """Whether the calling thread is inside a ``cached_property`` computation (holding its lock)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _CACHED_PROPERTY_GET:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _install() -> None:
@@ -59,7 +78,8 @@ class FrontPriority:
     Args:
         gold_share: the least share of time the gold lane runs un-held (0 < share <= 1);
             1 never holds it.
-        burst: seconds of hold beyond that share (the bucket's size; it starts full).
+        burst: seconds of hold beyond that share (the bucket's size; it starts full). One
+            tick holds gold for at most ``2 * burst`` seconds.
         clock: monotonic seconds (tests pass a fake one).
     """
 
@@ -74,6 +94,7 @@ class FrontPriority:
         self._credit = burst  # seconds of hold left, as of _stamp
         self._stamp = clock()
         self._running = False  # a front tick is running
+        self._since = self._stamp  # ...since then
         self._holding = False  # ...and its hold has credit left
         self._changed = threading.Condition()
         self._exempt = threading.local()
@@ -92,6 +113,7 @@ class FrontPriority:
         with self._changed:
             self._settle()
             self._running = True
+            self._since = self._stamp
             self._holding = self._credit > 0 and self.gold_share < 1
         try:
             yield
@@ -109,15 +131,20 @@ class FrontPriority:
         """Seconds the running tick may still hold gold (0 when it may not, or none runs)."""
         with self._changed:
             credit = self._settle()
-            if self._holding and credit <= 0:
+            if self._holding and (credit <= 0 or self._clock() >= self._since + 2 * self.burst):
                 self._holding = False  # spent: gold runs beside the rest of this tick
                 self._changed.notify_all()
-            return credit / self.gold_share if self._holding else 0.0
+            if not self._holding:
+                return 0.0
+            # the credit's end, or two bursts into the tick, whichever comes first
+            return min(credit / self.gold_share, self._since + 2 * self.burst - self._clock())
 
     def wait_turn(self) -> None:
         """Wait while a front tick holds gold (not when exempt)."""
-        if getattr(self._exempt, "depth", 0):
+        if getattr(self._exempt, "depth", 0) or not self._running:
             return
+        if _computing_cached_property():
+            return  # holding a lock any thread may need: never pause here
         with self._changed:
             while (left := self.hold_left()) > 0:
                 self._changed.wait(left)
