@@ -20,9 +20,9 @@ lock the front lane may need, or the front would wait for a paused gold lane: a
 :class:`SharedLock` or an :meth:`FrontPriority.exempt` block, and any
 ``functools.cached_property`` being computed. On Python 3.11 such a property holds one lock
 per class attribute, for every instance, while it computes (``DataFrame.schema`` is one: a
-JVM call). A gold thread held there once stalled a front tick for 41.5 s. A single tick holds
-gold for at most two ``burst`` lengths, whatever credit is left: a bound on what an unknown
-lock of this kind could cost.
+JVM call). A single tick holds gold for at most two ``burst`` lengths, whatever credit is
+left: a bound on what a lock of this kind that is not known here could cost (a front tick
+once stalled 41.5 s, the length of a hold on full credit).
 """
 
 from __future__ import annotations
