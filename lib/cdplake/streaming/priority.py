@@ -131,13 +131,13 @@ class FrontPriority:
         """Seconds the running tick may still hold gold (0 when it may not, or none runs)."""
         with self._changed:
             credit = self._settle()
-            if self._holding and (credit <= 0 or self._clock() >= self._since + 2 * self.burst):
+            if self._holding and (credit <= 0 or self._stamp >= self._since + 2 * self.burst):
                 self._holding = False  # spent: gold runs beside the rest of this tick
                 self._changed.notify_all()
             if not self._holding:
                 return 0.0
             # the credit's end, or two bursts into the tick, whichever comes first
-            return min(credit / self.gold_share, self._since + 2 * self.burst - self._clock())
+            return min(credit / self.gold_share, self._since + 2 * self.burst - self._stamp)
 
     def wait_turn(self) -> None:
         """Wait while a front tick holds gold (not when exempt)."""
