@@ -7,12 +7,15 @@ from pyspark.testing import assertDataFrameEqual
 
 from cdplake.io.delta import (
     AUTO_COMPACT,
+    STATS_COLUMNS,
     MergeMetrics,
     append,
+    create_if_absent,
     merge_into,
     read_stream,
     read_table,
     run_stream,
+    stats_on,
     table_exists,
 )
 
@@ -120,3 +123,35 @@ def test_threads_that_append_to_a_new_table_at_once_all_land(spark, tmp_path):
     assertDataFrameEqual(read_table(spark, path), expected)
     props = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
     assert props.get("delta.autoOptimize.autoCompact") == "true"
+
+
+def file_stats(spark, path: str) -> list[str]:
+    """The ``stats`` JSON of every file added to the Delta table at ``path``."""
+    log = spark.read.json(f"{path}/_delta_log/*.json")
+    return sorted(r["stats"] for r in log.where("add IS NOT NULL").select("add.stats").collect())
+
+
+def test_file_statistics_are_kept_to_the_named_columns(spark, tmp_path):
+    rows = spark.createDataFrame([("a", "x" * 50, 1), ("b", "y", 2)], SCHEMA).coalesce(1)
+    props = stats_on("id", "updated")
+    assert props == {STATS_COLUMNS: "`id`,`updated`"}
+    appended, merged, created = (str(tmp_path / name) for name in ("appended", "merged", "created"))
+
+    append(rows, appended, app_id="w", version=0, properties=props)
+    merge_into(rows, merged, ["id"], properties=props)
+    create_if_absent(rows, created, properties=props)
+
+    for path in (appended, merged, created):
+        assert (
+            spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"][STATS_COLUMNS]
+            == "`id`,`updated`"
+        )
+    # No min/max of v; the row count is still there, so count() is answered from the log.
+    expected = (
+        '{"numRecords":2,"minValues":{"id":"a","updated":1},'
+        '"maxValues":{"id":"b","updated":2},"nullCount":{"id":0,"updated":0}}'
+    )
+    assert file_stats(spark, appended) == [expected]
+    assert file_stats(spark, merged) == [expected]
+    with pytest.raises(ValueError, match="at least one column"):
+        stats_on()

@@ -11,7 +11,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.bronze import CRM_COLUMNS, ingest_all
-from cdplake.io.delta import read_table, table_exists, table_version
+from cdplake.io.delta import STATS_COLUMNS, read_table, table_exists, table_version
 from cdplake.silver import SILVER_TABLES, SilverResult, build_silver, build_silver_table
 from cdplake.silver.events import check_events
 
@@ -123,6 +123,33 @@ def test_bronze_to_silver_end_to_end_with_reruns_and_late_updates(spark, lake_en
     ingest_all(spark, lake_env, "run-1", clock=lambda: T1)
 
     first = build_silver(spark, lake_env, "run-1", clock=lambda: T1, dataset_checks=False)
+
+    # File statistics only on keys, times and lineage: not on raw lines, records or JSON text.
+    stats_columns = {
+        (layer, name): spark.sql(f"DESCRIBE DETAIL delta.`{paths.table(layer, name)}`")
+        .first()["properties"]
+        .get(STATS_COLUMNS)
+        for layer, name in [
+            ("bronze", "events"),
+            ("silver", "events"),
+            ("silver", "email_events"),
+            ("silver", "orders"),
+            ("silver", "crm_contacts"),
+            ("silver", "crm_contacts_history"),
+            ("quarantine", "events"),
+            ("quarantine", "crm"),
+        ]
+    }
+    assert stats_columns == {
+        ("bronze", "events"): "`_source_file`,`_ingested_at`,`_batch_id`",
+        ("silver", "events"): "`message_id`,`event_ts`,`_batch_id`",
+        ("silver", "email_events"): "`event_id`,`event_ts`,`_batch_id`",
+        ("silver", "orders"): "`order_id`,`order_ts`,`_batch_id`",
+        ("silver", "crm_contacts"): "`contact_id`,`updated_at`,`_batch_id`",
+        ("silver", "crm_contacts_history"): "`contact_id`,`valid_from`,`_batch_id`",
+        ("quarantine", "events"): "`_batch_id`,`_quarantined_at`",
+        ("quarantine", "crm"): "`_batch_id`,`_quarantined_at`",
+    }
 
     assert first == {
         # 3 lines: m1 kept, its copy deduplicated, "oops" quarantined

@@ -9,74 +9,88 @@ A line that is not a JSON object gets neither: silver quarantines it as malforme
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from cdplake.bronze.sources import CONTRACT_ERRORS, RESCUED_DATA
 from cdplake.config.contracts import SourceContract
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 TYPE_MISMATCH = "type_mismatch"
 
 
-def _type_ok(expected: Column, actual: Column) -> Column:
-    """Whether a value whose variant type is ``actual`` fits the contract type ``expected``."""
-    integer = (actual == "BIGINT") | actual.rlike(r"^DECIMAL\([0-9]+,0\)$")
+def _fits(kind: str, actual: Column) -> Column:
+    """Whether a value whose variant type is ``actual`` fits the contract type ``kind``.
+
+    Built per field from its type: a row evaluates a few string comparisons per field, not
+    a check of every type (this runs on every line of every JSON source).
+    """
     number = actual.isin("BIGINT", "DOUBLE", "FLOAT") | actual.startswith("DECIMAL")
+    fits = {
+        "any": F.lit(True),
+        "string": actual == "STRING",
+        "integer": (actual == "BIGINT") | (actual.startswith("DECIMAL(") & actual.endswith(",0)")),
+        "number": number,
+        "boolean": actual == "BOOLEAN",
+        "object": actual.startswith("OBJECT"),
+        "array": actual.startswith("ARRAY"),
+        "timestamp": (actual == "STRING") | number,
+    }[kind]
+    # A JSON null fits every type (whether it may be null is silver's rule); an absent field
+    # (null type) is not checked.
+    return F.coalesce((actual == "VOID") | fits, F.lit(True))
+
+
+def with_contract_checks(df: DataFrame, contract: SourceContract, value: str = "value") -> DataFrame:
+    """Add ``_rescued_data`` and ``_contract_errors`` of the raw JSON line in column ``value``.
+
+    ``_rescued_data``: the top-level fields the contract does not name, and those whose JSON
+    type breaks it, as a JSON object with their values; null when there are none.
+    ``_contract_errors``: ``type_mismatch:<field>`` per broken field, sorted; empty when none.
+    A line that is not a JSON object gets neither.
+
+    Each contract field is read as a VARIANT, which keeps its JSON type (a string "12" and
+    a number 12 differ; a STRING field would hide that), in one parse; the line's keys come
+    from a second, lighter one. Each step is its own projection so every field is typed once
+    (this runs on every line of every JSON source): Spark does not merge projections that
+    would evaluate an expensive expression twice. Only lines with something to rescue are
+    parsed a third time, into a map, to copy the rescued values.
+    """
+    names = sorted(f.name for f in contract.fields)
+    kinds = {f.name: f.type for f in contract.fields}
+    fields, keys, types, rescued = "_cdplake_fields", "_cdplake_keys", "_cdplake_types", "_cdplake_rescued"
+    schema = ", ".join(f"`{name}` VARIANT" for name in names)
+    broken = [(name, ~_fits(kinds[name], F.col(types)[i])) for i, name in enumerate(names)]
     return (
-        (actual == "VOID")  # a JSON null fits every type; whether it may be null is silver's rule
-        | (expected == "any")
-        | ((expected == "string") & (actual == "STRING"))
-        | ((expected == "integer") & integer)
-        | ((expected == "number") & number)
-        | ((expected == "boolean") & (actual == "BOOLEAN"))
-        | ((expected == "object") & actual.startswith("OBJECT"))
-        | ((expected == "array") & actual.startswith("ARRAY"))
-        | ((expected == "timestamp") & ((actual == "STRING") | number))
-    )
-
-
-def _fields(value: Column) -> Column:
-    # A variant keeps each value's JSON type (a string "12" and a number 12 differ), which a
-    # from_json with STRING fields would hide. Not an object (malformed, an array) -> null.
-    return F.try_parse_json(value).try_cast("map<string, variant>")
-
-
-def _expected(contract: SourceContract) -> Column:
-    return F.create_map(*[F.lit(x) for f in contract.fields for x in (f.name, f.type)])
-
-
-def _broken(contract: SourceContract, value: Column) -> Column:
-    """The map of the contract's fields whose JSON type breaks the contract."""
-    expected = _expected(contract)
-    return F.map_filter(
-        _fields(value),
-        lambda k, v: expected[k].isNotNull() & ~_type_ok(expected[k], F.schema_of_variant(v)),
-    )
-
-
-def rescued_data(contract: SourceContract, value: Column) -> Column:
-    """Unknown and type-drifted top-level fields of a raw JSON line, as a JSON object; null if none.
-
-    Args:
-        contract: the source's contract.
-        value: the raw line.
-    """
-    expected = _expected(contract)
-    rescued = F.map_filter(
-        _fields(value),
-        lambda k, v: expected[k].isNull() | ~_type_ok(expected[k], F.schema_of_variant(v)),
-    )
-    return F.when(F.cardinality(rescued) > 0, F.to_json(rescued))
-
-
-def contract_errors(contract: SourceContract, value: Column) -> Column:
-    """``ARRAY<STRING>`` of ``type_mismatch:<field>`` for a raw JSON line; empty when none.
-
-    Args:
-        contract: the source's contract.
-        value: the raw line.
-    """
-    broken = F.sort_array(F.map_keys(_broken(contract, value)))
-    return F.coalesce(
-        F.transform(broken, lambda k: F.concat(F.lit(f"{TYPE_MISMATCH}:"), k)),
-        F.array().cast("array<string>"),
+        df.withColumn(fields, F.from_json(F.col(value), schema))
+        .withColumn(keys, F.json_object_keys(F.col(value)))
+        .withColumn(types, F.array(*[F.schema_of_variant(F.col(fields)[name]) for name in names]))
+        .withColumn(
+            CONTRACT_ERRORS,
+            F.array_compact(F.array(*[F.when(b, F.lit(f"{TYPE_MISMATCH}:{n}")) for n, b in broken])),
+        )
+        .withColumn(
+            rescued,
+            F.concat(
+                F.array_except(F.col(keys), F.array(*[F.lit(n) for n in names])),
+                F.array_compact(F.array(*[F.when(b, F.lit(n)) for n, b in broken])),
+            ),
+        )
+        .withColumn(
+            RESCUED_DATA,
+            F.when(
+                F.size(rescued) > 0,
+                F.to_json(
+                    F.map_filter(
+                        F.from_json(F.col(value), "MAP<STRING, VARIANT>"),
+                        lambda k, _: F.array_contains(F.col(rescued), k),
+                    )
+                ),
+            ),
+        )
+        .drop(fields, keys, types, rescued)
     )

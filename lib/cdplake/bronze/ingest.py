@@ -19,7 +19,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from cdplake.bronze import files as landed
-from cdplake.bronze.contract import contract_errors, rescued_data
+from cdplake.bronze.contract import with_contract_checks
 from cdplake.bronze.csv_header import WIDE_COLUMNS, FileHeader, by_header, wide_schema_ddl
 from cdplake.bronze.sources import (
     CONTRACT_ERRORS,
@@ -31,7 +31,7 @@ from cdplake.bronze.sources import (
 )
 from cdplake.config.contracts import SourceContract, load_contract
 from cdplake.io.concurrent import run_side_by_side
-from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream
+from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream, stats_on
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from cdplake.config import EnvConfig
 
 Clock = Callable[[], dt.datetime]
+
+#: Bronze is read by lineage (file, batch, ingest time); raw lines need no file statistics.
+BRONZE_STATS = stats_on("_source_file", "_ingested_at", "_batch_id")
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,10 @@ def with_contract(df: DataFrame, contract: SourceContract) -> DataFrame:
     """
     extra = []
     if contract.format == "jsonl":
-        extra = [
-            rescued_data(contract, F.col("value")).alias(RESCUED_DATA),
-            contract_errors(contract, F.col("value")).alias(CONTRACT_ERRORS),
-        ]
+        df = with_contract_checks(df, contract)
+        extra = [RESCUED_DATA, CONTRACT_ERRORS]
     return df.select(
-        *[c for c in df.columns if c != "_source_file"],
+        *[c for c in df.columns if c not in ("_source_file", *extra)],
         *extra,
         F.lit(contract.version).alias(CONTRACT_VERSION),
         "_source_file",
@@ -218,7 +219,12 @@ def start_ingest(
                 manifest_df = manifest_df.withColumn("_ingested_at", F.current_timestamp())
             # A contract version that adds CSV columns adds them to the bronze table.
             appended = append(
-                out, target, app_id=writer_app_id(source), version=batch_id, merge_schema=spec.format == "csv"
+                out,
+                target,
+                app_id=writer_app_id(source),
+                version=batch_id,
+                merge_schema=spec.format == "csv",
+                properties=BRONZE_STATS,
             )
             append(manifest_df, files_table, app_id=writer_app_id(source) + ".files", version=batch_id)
             if appended:

@@ -144,6 +144,25 @@ def table_version(spark: SparkSession, path: str) -> int:
 # enough have piled up (50 by default), so reading the newest row stays cheap.
 AUTO_COMPACT = {"delta.autoOptimize.autoCompact": "true"}
 
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
+
+def stats_on(*columns: str) -> dict[str, str]:
+    """Table properties that keep Delta's per-file statistics to ``columns``.
+
+    Delta computes min, max and null counts at every write for the first 32 columns by
+    default. Over raw lines, quarantined records and JSON text they skip no file, and they
+    were most of a silver write's time (BENCHMARKS.md, "Landing → silver"). Row counts are
+    kept whatever the list, so ``count()`` is still answered from the log. Set when a write
+    creates the table; tables created before keep their statistics.
+
+    Args:
+        columns: the columns reads filter or join on (keys, event times, lineage).
+    """
+    if not columns:
+        raise ValueError("stats_on needs at least one column")
+    return {STATS_COLUMNS: ",".join(f"`{c}`" for c in columns)}
+
 
 def append(
     df: DataFrame,
@@ -189,8 +208,17 @@ def append(
     return table_version(spark, path) > before
 
 
-def create_if_absent(df: DataFrame, path: str, *, enable_cdf: bool = False) -> None:
-    """Create an empty Delta table with ``df``'s schema at ``path`` unless one exists."""
+def create_if_absent(
+    df: DataFrame, path: str, *, enable_cdf: bool = False, properties: Mapping[str, str] | None = None
+) -> None:
+    """Create an empty Delta table with ``df``'s schema at ``path`` unless one exists.
+
+    Args:
+        df: gives the schema.
+        path: table location.
+        enable_cdf: turn on the change data feed.
+        properties: more ``delta.*`` table properties (e.g. :func:`stats_on`).
+    """
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
@@ -200,6 +228,8 @@ def create_if_absent(df: DataFrame, path: str, *, enable_cdf: bool = False) -> N
         builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema)
         if enable_cdf:
             builder = builder.property("delta.enableChangeDataFeed", "true")
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
         builder.execute()
 
 
@@ -240,6 +270,7 @@ def merge_into(
     insert_only: bool = False,
     enable_cdf: bool = False,
     txn: tuple[str, int] | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> MergeMetrics:
     """Upsert ``df`` into the Delta table at ``path`` by ``keys``; create it on first write.
 
@@ -257,6 +288,7 @@ def merge_into(
         enable_cdf: turn on the change data feed when the table is created.
         txn: ``(app_id, version)`` for :func:`dml_txn`: a replay of the same version is
             skipped and reports nothing written.
+        properties: ``delta.*`` table properties set when the table is created.
 
     Returns:
         Rows inserted and updated, from the MERGE's own metrics.
@@ -266,7 +298,7 @@ def merge_into(
     if not keys:
         raise ValueError("merge_into needs at least one key column")
     spark = df.sparkSession
-    create_if_absent(df, path, enable_cdf=enable_cdf)
+    create_if_absent(df, path, enable_cdf=enable_cdf, properties=properties)
     on = " AND ".join(f"{TARGET}.`{k}` = {SOURCE}.`{k}`" for k in keys)
     merge = DeltaTable.forPath(spark, path).alias(TARGET).merge(df.alias(SOURCE), on)
     if not insert_only:

@@ -47,8 +47,10 @@ from cdplake.io.delta import (
     read_stream,
     read_table,
     run_stream,
+    stats_on,
     table_exists,
 )
+from cdplake.io.frames import materialize, release
 from cdplake.quality import BatchCounts, ReconciliationError, reconcile
 from cdplake.quality.rules import (
     RuleCounts,
@@ -60,7 +62,7 @@ from cdplake.quality.rules import (
 )
 from cdplake.silver import crm, email, events, orders
 from cdplake.silver._common import REASONS, split_checked
-from cdplake.silver.history import merge_history
+from cdplake.silver.history import VALID_FROM, merge_history
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,6 +88,8 @@ class SilverTable:
             row only when strictly newer; when None the first row of a key is kept forever.
         history: when set (needs ``newest_by``), every version is also kept in this SCD2
             table (:mod:`cdplake.silver.history`).
+        time: the row's time column: with the key and ``_batch_id``, the columns Delta keeps
+            file statistics on (:func:`cdplake.io.delta.stats_on`).
     """
 
     source: str
@@ -95,6 +99,12 @@ class SilverTable:
     check: Callable[[DataFrame, str], DataFrame]
     newest_by: str | None = None
     history: str | None = None
+    time: str | None = None
+
+    @property
+    def stats_columns(self) -> tuple[str, ...]:
+        """The silver table's columns with Delta file statistics."""
+        return (self.key, *([self.time] if self.time else []), "_batch_id")
 
 
 def _check_email(df: DataFrame, default_region: str) -> DataFrame:
@@ -110,8 +120,9 @@ SILVER_TABLES: dict[str, SilverTable] = {
             events.KEY,
             events.SILVER_COLUMNS,
             lambda df, r: events.check_events(df, default_region=r),
+            time="event_ts",
         ),
-        SilverTable("email", "email_events", email.KEY, email.SILVER_COLUMNS, _check_email),
+        SilverTable("email", "email_events", email.KEY, email.SILVER_COLUMNS, _check_email, time="event_ts"),
         SilverTable(
             "crm",
             "crm_contacts",
@@ -120,6 +131,7 @@ SILVER_TABLES: dict[str, SilverTable] = {
             lambda df, r: crm.check_crm(df, default_region=r),
             crm.ORDER_BY,
             history="crm_contacts_history",
+            time=crm.ORDER_BY,
         ),
         SilverTable(
             "orders",
@@ -127,6 +139,7 @@ SILVER_TABLES: dict[str, SilverTable] = {
             orders.KEY,
             orders.SILVER_COLUMNS,
             lambda df, r: orders.check_orders(df, default_region=r),
+            time="order_ts",
         ),
     )
 }
@@ -175,6 +188,9 @@ def dedupe(df: DataFrame, key: str, newest_by: str | None = None) -> DataFrame:
     w = Window.partitionBy(key).orderBy(*order)
     return df.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
 
+
+#: Quarantined rows are found by batch and time; their raw records need no file statistics.
+QUARANTINE_STATS = stats_on("_batch_id", "_quarantined_at")
 
 LATE_ARRIVALS = "late_arrivals"
 LATE_ARRIVALS_SCHEMA = (
@@ -312,13 +328,13 @@ def build_silver_table(
     event_time = quality.event_time if quality else None
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        batch = batch.persist()
-        checked = None
+        # Counted from bronze, not from the conformed rows, so reconciliation checks conform.
+        rows_in = batch.count()
+        if rows_in == 0:
+            return
+        # Conformed once: the stats, the MERGEs, the quarantine and the late log read these rows.
+        checked = materialize(with_rule_reasons(spec.check(batch, region), quality))
         try:
-            rows_in = batch.count()
-            if rows_in == 0:
-                return
-            checked = with_rule_reasons(spec.check(batch, region), quality).persist()
             ok = F.size(REASONS) == 0
             watermark = None
             if event_time is not None and table_exists(spark, silver_path):
@@ -354,6 +370,7 @@ def build_silver_table(
                 update_condition=update,
                 insert_only=spec.newest_by is None,
                 txn=(merge_app_id(spec.name), batch_id),
+                properties=stats_on(*spec.stats_columns),
             )
             # After the MERGE: keys not written were already stored (or superseded by a newer
             # version). Writing more rows than keys would mean a key matched several rows.
@@ -368,7 +385,12 @@ def build_silver_table(
             )
             if spec.history:
                 hist = merge_history(
-                    silver, history_path, spec.key, spec.newest_by, txn=(merge_app_id(spec.history), batch_id)
+                    silver,
+                    history_path,
+                    spec.key,
+                    spec.newest_by,
+                    txn=(merge_app_id(spec.history), batch_id),
+                    properties=stats_on(spec.key, VALID_FROM, "_batch_id"),
                 )
                 # Every version not stored before the MERGE must have been inserted by it.
                 if hist.inserted != hist.new_versions:
@@ -389,10 +411,16 @@ def build_silver_table(
                 append(log, late_path, app_id=f"cdplake.silver.{spec.name}.late", version=batch_id)
                 totals["rows_late"] += int(stats["late"])
             if counts.rows_quarantined:
-                append(quarantine, quarantine_path, app_id=quarantine_app_id(spec), version=batch_id)
+                append(
+                    quarantine,
+                    quarantine_path,
+                    app_id=quarantine_app_id(spec),
+                    version=batch_id,
+                    properties=QUARANTINE_STATS,
+                )
             else:
                 # An empty quarantine is still a table: consumers and checks can read it.
-                create_if_absent(quarantine, quarantine_path)
+                create_if_absent(quarantine, quarantine_path, properties=QUARANTINE_STATS)
             for name in ("rows_in", "rows_out", "rows_quarantined", "rows_deduplicated"):
                 totals[name] += getattr(counts, name)
             totals["rows_inserted"] += merged.inserted
@@ -413,9 +441,7 @@ def build_silver_table(
                             txn=(dq_app_id(name), batch_id),
                         )
         finally:
-            if checked is not None:
-                checked.unpersist()
-            batch.unpersist()
+            release(checked)
 
     run_stream(
         read_stream(spark, bronze_path),

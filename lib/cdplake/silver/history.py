@@ -19,7 +19,7 @@ only the rows that are new or whose interval changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window
@@ -98,7 +98,13 @@ def restate(versions: DataFrame, key: str) -> DataFrame:
 
 
 def merge_history(
-    rows: DataFrame, path: str, key: str, order_by: str, *, txn: tuple[str, int] | None = None
+    rows: DataFrame,
+    path: str,
+    key: str,
+    order_by: str,
+    *,
+    txn: tuple[str, int] | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> HistoryMetrics:
     """Add the versions in ``rows`` to the SCD2 table at ``path`` (created on first write).
 
@@ -113,6 +119,7 @@ def merge_history(
         order_by: the version time.
         txn: ``(app_id, version)``: a replayed version skips the MERGE
             (:func:`cdplake.io.delta.dml_txn`).
+        properties: ``delta.*`` table properties set when the table is created.
 
     Returns:
         Version counts and what the MERGE did.
@@ -123,7 +130,7 @@ def merge_history(
     versions = history_versions(rows, key, order_by)
     columns = history_columns(versions.columns)
     empty = restate(versions, key).select(*columns).limit(0)
-    create_if_absent(empty, path)
+    create_if_absent(empty, path, properties=properties)
     stored = read_table(spark, path).join(versions.select(key).distinct(), key, "left_semi")
     new = versions.join(stored.select(key, VALID_FROM), [key, VALID_FROM], "left_anti")
     restated = restate(stored.select(*columns).unionByName(restate(new, key)), key)
