@@ -60,6 +60,8 @@ def test_unknown_and_type_drifted_fields_are_rescued_and_named(spark):
             ],
         ),
         ('{"i":1e2,"extra":true}', '{"i":100.0,"extra":true}', ["type_mismatch:i"]),
+        # text after the first object is ignored, as from_json does
+        ('{"s":"a","extra":1} trailing', '{"extra":1}', []),
         # not a JSON object: neither (silver quarantines the line as malformed)
         ("not json", None, []),
         ("[1,2]", None, []),

@@ -1,10 +1,12 @@
-"""Column functions that hold a raw JSON line against its source's schema contract.
+"""Raw JSON lines held against their source's schema contract (:func:`with_contract_checks`).
 
-Bronze keeps the line untouched in ``value``; these add what the contract says about it:
+Bronze keeps the line untouched in ``value``; the check adds what the contract says about it:
 ``_rescued_data`` (a JSON object of the top-level fields the contract does not name, and of
-those whose JSON type breaks it, verbatim; null when there are none, as Auto Loader's rescued
-data column) and ``_contract_errors`` (``type_mismatch:<field>`` per broken field, sorted).
-A line that is not a JSON object gets neither: silver quarantines it as malformed.
+those whose JSON type breaks it, with their values in line order; null when there are none,
+as Auto Loader's rescued data column) and ``_contract_errors`` (``type_mismatch:<field>``
+per broken field, sorted). A line that is not a JSON object gets neither: silver quarantines
+it as malformed. Lines are read as Spark's ``from_json`` reads them: text after the first
+JSON object of a line is ignored.
 """
 
 from __future__ import annotations
