@@ -64,23 +64,29 @@ def with_contract_checks(df: DataFrame, contract: SourceContract, value: str = "
     """
     names = sorted(f.name for f in contract.fields)
     kinds = {f.name: f.type for f in contract.fields}
-    fields, keys, types, rescued = "_cdplake_fields", "_cdplake_keys", "_cdplake_types", "_cdplake_rescued"
+    fields, keys, types, broken, rescued = (
+        "_cdplake_fields",
+        "_cdplake_keys",
+        "_cdplake_types",
+        "_cdplake_broken",
+        "_cdplake_rescued",
+    )
     schema = ", ".join(f"`{name}` VARIANT" for name in names)
-    broken = [(name, ~_fits(kinds[name], F.col(types)[i])) for i, name in enumerate(names)]
     return (
         df.withColumn(fields, F.from_json(F.col(value), schema))
         .withColumn(keys, F.json_object_keys(F.col(value)))
         .withColumn(types, F.array(*[F.schema_of_variant(F.col(fields)[name]) for name in names]))
+        # The broken fields, by name: both outputs read them.
         .withColumn(
-            CONTRACT_ERRORS,
-            F.array_compact(F.array(*[F.when(b, F.lit(f"{TYPE_MISMATCH}:{n}")) for n, b in broken])),
+            broken,
+            F.array_compact(
+                F.array(*[F.when(~_fits(kinds[n], F.col(types)[i]), F.lit(n)) for i, n in enumerate(names)])
+            ),
         )
+        .withColumn(CONTRACT_ERRORS, F.transform(broken, lambda n: F.concat(F.lit(f"{TYPE_MISMATCH}:"), n)))
         .withColumn(
             rescued,
-            F.concat(
-                F.array_except(F.col(keys), F.array(*[F.lit(n) for n in names])),
-                F.array_compact(F.array(*[F.when(b, F.lit(n)) for n, b in broken])),
-            ),
+            F.concat(F.array_except(F.col(keys), F.array(*[F.lit(n) for n in names])), F.col(broken)),
         )
         .withColumn(
             RESCUED_DATA,
@@ -94,5 +100,5 @@ def with_contract_checks(df: DataFrame, contract: SourceContract, value: str = "
                 ),
             ),
         )
-        .drop(fields, keys, types, rescued)
+        .drop(fields, keys, types, broken, rescued)
     )
