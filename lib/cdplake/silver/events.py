@@ -71,7 +71,9 @@ _PROPERTIES = (
     "url STRING, product_id STRING, category STRING, price STRING, quantity STRING, "
     "order_id STRING, revenue STRING, currency STRING"
 )
-_CONTEXT = "page STRING, traits STRING"
+# context.page and context.traits in one parse of the context text: a member that is not an
+# object (a string, an array) reads as null, as its own parse would.
+_CONTEXT = f"page STRUCT<url: STRING>, traits STRUCT<{_TRAITS.replace(' STRING', ': STRING')}>"
 _JSON_OPTIONS = {"columnNameOfCorruptRecord": "_corrupt_record"}
 
 
@@ -86,20 +88,14 @@ def check_events(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
     parsed = bronze_df.select("value", *LINEAGE, j.alias("j"), contract_errors(bronze_df).alias(CONTRACT))
     traits = F.from_json("j.traits", _TRAITS)
     context = F.from_json("j.context", _CONTEXT)
-    ctx_traits = F.from_json(context["traits"], _TRAITS)
     props = F.from_json("j.properties", _PROPERTIES)
-    page = F.from_json(context["page"], "url STRING")
-    parsed = parsed.select(
-        "*",
-        traits.alias("_traits"),
-        ctx_traits.alias("_ctx_traits"),
-        props.alias("_props"),
-        page.alias("_page"),
-    )
+    # Each JSON text parsed once: the aliases below are each read by several columns, so the
+    # optimizer keeps them in this projection instead of repeating a parse per field.
+    parsed = parsed.select("*", traits.alias("_traits"), context.alias("_context"), props.alias("_props"))
 
     def trait(name: str):
         # identify carries traits at the top; track/page repeat them in context.traits
-        return F.coalesce(F.col(f"_traits.{name}"), F.col(f"_ctx_traits.{name}"))
+        return F.coalesce(F.col(f"_traits.{name}"), F.col(f"_context.traits.{name}"))
 
     email = normalize_email(trait("email"))
     event_type = F.lower(text(F.col("j.type")))
@@ -115,7 +111,7 @@ def check_events(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFra
         normalize_name(trait("firstName")).alias("first_name"),
         normalize_name(trait("lastName")).alias("last_name"),
         to_utc_timestamp_any(F.col("j.timestamp")).alias("event_ts"),
-        text(F.coalesce(F.col("_props.url"), F.col("_page.url"))).alias("page_url"),
+        text(F.coalesce(F.col("_props.url"), F.col("_context.page.url"))).alias("page_url"),
         text(F.col("_props.product_id")).alias("product_id"),
         text(F.col("_props.category")).alias("product_category"),
         money(F.col("_props.price")).alias("price"),
