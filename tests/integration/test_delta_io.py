@@ -17,6 +17,8 @@ from cdplake.io.delta import (
     run_stream,
     stats_on,
     table_exists,
+    table_properties,
+    table_version,
 )
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,48 @@ def test_file_statistics_are_kept_to_the_named_columns(spark, tmp_path):
     assert file_stats(spark, merged) == [expected]
     with pytest.raises(ValueError, match="at least one column"):
         stats_on()
+
+
+def test_tables_created_before_a_property_get_it_at_their_next_write(spark, tmp_path):
+    rows = spark.createDataFrame([("a", "x" * 50, 1), ("b", "y", 2)], SCHEMA).coalesce(1)
+    props = stats_on("id", "updated")
+    appended, merged, created = (str(tmp_path / name) for name in ("appended", "merged", "created"))
+    for path in (appended, merged, created):  # as an older release made them: no property
+        rows.write.format("delta").save(path)
+        assert STATS_COLUMNS not in table_properties(spark, path)
+        assert ['"v":' in stats for stats in file_stats(spark, path)] == [True]  # every column
+    # A stream reads the table across the property change (silver streams read bronze).
+    seen: list[tuple[str, int]] = []
+
+    def collect(batch, batch_id):
+        seen.extend((r["id"], r["updated"]) for r in batch.collect())
+
+    def read_new_rows() -> None:
+        checkpoint = str(tmp_path / "_checkpoint")
+        run_stream(read_stream(spark, appended), checkpoint=checkpoint, foreach_batch=collect)
+
+    read_new_rows()
+
+    assert append(rows, appended, app_id="w", version=0, properties=props)
+    assert merge_into(rows, merged, ["id"], insert_only=True, properties=props) == MergeMetrics(0, 0)
+    create_if_absent(rows, created, properties=props)
+
+    # One commit sets the property; the append adds its own (the MERGE inserted nothing, so
+    # it committed nothing). The files written before keep their statistics; the appended
+    # file has them on the named columns only.
+    assert [table_version(spark, p) for p in (appended, merged, created)] == [2, 1, 1]
+    for path in (appended, merged, created):
+        assert table_properties(spark, path)[STATS_COLUMNS] == "`id`,`updated`"
+    limited = (
+        '{"numRecords":2,"minValues":{"id":"a","updated":1},'
+        '"maxValues":{"id":"b","updated":2},"nullCount":{"id":0,"updated":0}}'
+    )
+    assert [stats == limited for stats in file_stats(spark, appended)] == [True, False]
+    read_new_rows()
+    assert sorted(seen) == [("a", 1), ("a", 1), ("b", 2), ("b", 2)]
+    assert ['"v":' in stats for stats in file_stats(spark, merged)] == [True]
+
+    # A table that already has the property is not altered again.
+    assert append(rows, appended, app_id="w", version=1, properties=props)
+    create_if_absent(rows, created, properties=props)
+    assert [table_version(spark, p) for p in (appended, created)] == [3, 1]

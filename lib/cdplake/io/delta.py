@@ -139,6 +139,40 @@ def table_version(spark: SparkSession, path: str) -> int:
     return int(log.update(False, none, none).version())
 
 
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The table properties of the Delta table at ``path``, from its log (no Spark job)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    none = jvm.scala.Option.empty()
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    configuration = log.update(False, none, none).metadata().configuration()
+    return dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(configuration))
+
+
+def ensure_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> dict[str, str]:
+    """Set those of ``properties`` the existing table at ``path`` lacks or holds otherwise.
+
+    Tables created before a property was chosen get it at their next write (one
+    ``ALTER TABLE ... SET TBLPROPERTIES`` commit, then nothing while they match). Their older
+    files keep what they were written with; e.g. :func:`stats_on` applies to new files.
+
+    Returns:
+        The properties changed, empty when the table already had them.
+    """
+    current = table_properties(spark, path)
+    changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if changed:
+        assignments = ", ".join(f"'{_sql_text(k)}' = '{_sql_text(v)}'" for k, v in changed.items())
+        target = path.replace("`", "``")
+        spark.sql(f"ALTER TABLE delta.`{target}` SET TBLPROPERTIES ({assignments})")
+    return changed
+
+
+def _sql_text(value: str) -> str:
+    """``value`` for a single-quoted SQL string literal."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 # Table properties of the small bookkeeping tables that gain one row per run or stream cycle
 # (a 10-second stream: thousands a day). Delta compacts their small files after a commit once
 # enough have piled up (50 by default), so reading the newest row stays cheap.
@@ -154,7 +188,8 @@ def stats_on(*columns: str) -> dict[str, str]:
     default. Over raw lines, quarantined records and JSON text they skip no file, and they
     were most of a silver write's time (BENCHMARKS.md, "Landing → silver"). Row counts are
     kept whatever the list, so ``count()`` is still answered from the log. Set when a write
-    creates the table; tables created before keep their statistics.
+    creates the table, and by the next write of a table created before
+    (:func:`ensure_properties`); its older files keep their statistics.
 
     Args:
         columns: the columns reads filter or join on (keys, event times, lineage).
@@ -186,14 +221,16 @@ def append(
             checkpoint restarts batch ids at 0, so it then needs a new ``app_id``.
         version: monotonically increasing number of this write, e.g. the micro-batch id.
         merge_schema: add columns of ``df`` the table lacks (additive schema evolution).
-        properties: ``delta.*`` table properties set when this write creates the table
-            (e.g. :data:`AUTO_COMPACT`).
+        properties: ``delta.*`` table properties set when this write creates the table,
+            or before it writes to a table that lacks them (e.g. :data:`AUTO_COMPACT`).
 
     Returns:
         True when a new commit was written, False when Delta skipped a replayed version.
     """
     spark = df.sparkSession
     with table_creation(spark, path) as new:
+        if properties and not new:
+            ensure_properties(spark, path, properties)
         before = -1 if new else table_version(spark, path)
         writer = (
             df.write.format("delta")
@@ -217,13 +254,16 @@ def create_if_absent(
         df: gives the schema.
         path: table location.
         enable_cdf: turn on the change data feed.
-        properties: more ``delta.*`` table properties (e.g. :func:`stats_on`).
+        properties: more ``delta.*`` table properties (e.g. :func:`stats_on`); an existing
+            table that lacks them gets them (:func:`ensure_properties`).
     """
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
     with table_creation(spark, path) as new:
         if not new:
+            if properties:
+                ensure_properties(spark, path, properties)
             return
         builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema)
         if enable_cdf:
@@ -288,7 +328,8 @@ def merge_into(
         enable_cdf: turn on the change data feed when the table is created.
         txn: ``(app_id, version)`` for :func:`dml_txn`: a replay of the same version is
             skipped and reports nothing written.
-        properties: ``delta.*`` table properties set when the table is created.
+        properties: ``delta.*`` table properties, set when the table is created or lacks
+            them (see :func:`create_if_absent`).
 
     Returns:
         Rows inserted and updated, from the MERGE's own metrics.

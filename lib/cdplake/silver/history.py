@@ -119,7 +119,8 @@ def merge_history(
         order_by: the version time.
         txn: ``(app_id, version)``: a replayed version skips the MERGE
             (:func:`cdplake.io.delta.dml_txn`).
-        properties: ``delta.*`` table properties set when the table is created.
+        properties: ``delta.*`` table properties, set when the table is created or lacks
+            them (:func:`cdplake.io.delta.create_if_absent`).
 
     Returns:
         Version counts and what the MERGE did.
