@@ -61,7 +61,7 @@ from cdplake.quality.rules import (
     rule_reasons,
 )
 from cdplake.silver import crm, email, events, orders
-from cdplake.silver._common import REASONS, split_checked
+from cdplake.silver._common import REASONS, records_of_quarantined_rows, split_checked
 from cdplake.silver.history import VALID_FROM, merge_history
 
 if TYPE_CHECKING:
@@ -333,7 +333,9 @@ def build_silver_table(
         if rows_in == 0:
             return
         # Conformed once: the stats, the MERGEs, the quarantine and the late log read these rows.
-        checked = materialize(with_rule_reasons(spec.check(batch, region), quality))
+        checked = materialize(
+            records_of_quarantined_rows(with_rule_reasons(spec.check(batch, region), quality))
+        )
         try:
             ok = F.size(REASONS) == 0
             watermark = None
