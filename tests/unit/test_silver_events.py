@@ -89,3 +89,38 @@ def test_conform_events_splits_silver_and_quarantine(spark):
     )
     assertDataFrameEqual(silver, expected_silver)
     assertDataFrameEqual(quarantine, expected_quarantine)
+
+
+def test_context_members_that_are_not_objects_read_as_null_and_the_event_is_kept(spark):
+    lines = [
+        # the page url comes from context.page when properties has none
+        '{"messageId":"m10","type":"page","anonymousId":"a10","timestamp":"2026-10-05T10:00:00Z",'
+        '"context":{"page":{"url":"https://shop.example/"},"traits":"not an object"}}',
+        # context.page an array, a trait an object: those fields are null, the others read
+        '{"messageId":"m11","type":"track","event":"Viewed","anonymousId":"a11","timestamp":"2026-10-05T10:00:00Z",'
+        '"context":{"page":["x"],"traits":{"firstName":" ann ","email":{"nested":1}}}}',
+        # the whole context a string: top-level traits still count
+        '{"messageId":"m12","type":"identify","userId":"u12","timestamp":"2026-10-05T10:00:00Z",'
+        '"traits":{"phone":"07700 900789"},"context":"ctx"}',
+    ]
+    bronze = spark.createDataFrame([(line, FILE, INGESTED, BATCH) for line in lines], BRONZE)
+
+    silver, quarantine = conform_events(bronze, default_region="GB", quarantined_at=QUARANTINED)
+
+    at = dt.datetime(2026, 10, 5, 10, 0, 0, tzinfo=UTC)
+    lineage = (FILE, INGESTED, BATCH)
+    assertDataFrameEqual(
+        silver,
+        spark.createDataFrame(
+            [
+                ("m10", "page", None, None, "a10", None, None, None, None, None, at,
+                 "https://shop.example/", None, None, None, None, None, None, None, None, None, *lineage),
+                ("m11", "track", "Viewed", None, "a11", None, None, None, "Ann", None, at,
+                 None, None, None, None, None, None, None, None, None, None, *lineage),
+                ("m12", "identify", None, "u12", None, None, None, "+447700900789", None, None, at,
+                 None, None, None, None, None, None, None, None, None, '{"phone":"07700 900789"}', *lineage),
+            ],
+            SILVER,
+        ),
+    )  # fmt: skip
+    assert quarantine.count() == 0
