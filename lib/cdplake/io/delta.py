@@ -132,20 +132,23 @@ def table_version(spark: SparkSession, path: str) -> int:
     public ``DeltaTable.history(1)`` costs a job and about ten times as long, and this is
     called around every idempotent append.
     """
+    return int(_snapshot(spark, path).version())
+
+
+def _snapshot(spark: SparkSession, path: str) -> Any:
+    """The latest snapshot of the Delta table at ``path``, from its log (a JVM object)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     none = jvm.scala.Option.empty()
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    return int(log.update(False, none, none).version())
+    return log.update(False, none, none)
 
 
 def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
     """The table properties of the Delta table at ``path``, from its log (no Spark job)."""
+    configuration = _snapshot(spark, path).metadata().configuration()
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    none = jvm.scala.Option.empty()
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    configuration = log.update(False, none, none).metadata().configuration()
     return dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(configuration))
 
 
