@@ -11,6 +11,7 @@ from cdplake.silver._common import blank, text
 from cdplake.silver.columns import (
     is_valid_email,
     normalize_address,
+    normalize_country,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -158,6 +159,34 @@ def test_normalize_postcode(spark):
     ]
     df = spark.createDataFrame(rows, "raw STRING, expected STRING")
     assertDataFrameEqual(df.select("raw", normalize_postcode(F.col("raw")).alias("expected")), df)
+
+
+def test_normalize_country_to_iso_codes_and_keeps_what_names_no_country(spark):
+    rows = [
+        ("GB", "GB"),
+        ("gb", "GB"),
+        (" United Kingdom ", "GB"),
+        ("UK", "GB"),
+        ("u.k.", "GB"),
+        ("great  britain", "GB"),
+        ("GBR", "GB"),
+        ("United Kingdom of Great Britain and Northern Ireland", "GB"),
+        ("Ireland", "IE"),
+        ("USA", "US"),
+        ("United States", "US"),
+        ("U.S.A.", "US"),
+        ("Germany", "DE"),
+        ("deu", "DE"),
+        ("\tFrance\n", "FR"),
+        ("Viet Nam", "VN"),
+        ("Vietnam", "VN"),
+        ("Narnia", "NARNIA"),  # names no country: kept for the iso2 rule to flag
+        ("XX", "XX"),  # two letters but not an ISO code: kept, not looked up as a name
+        ("  ", None),
+        (None, None),
+    ]
+    df = spark.createDataFrame(rows, "raw STRING, expected STRING")
+    assertDataFrameEqual(df.select("raw", normalize_country(F.col("raw")).alias("expected")), df)
 
 
 def test_normalize_phone_to_e164(spark):

@@ -11,6 +11,7 @@ from cdplake.silver.build import (
 from cdplake.silver.columns import (
     is_valid_email,
     normalize_address,
+    normalize_country,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -38,6 +39,7 @@ __all__ = [
     "is_valid_email",
     "merge_history",
     "normalize_address",
+    "normalize_country",
     "normalize_email",
     "normalize_name",
     "normalize_phone",

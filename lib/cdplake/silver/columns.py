@@ -1,10 +1,12 @@
-"""Column -> Column functions that conform raw values: timestamps, emails, names, phones.
+"""Column -> Column functions that conform raw values: timestamps, emails, names, countries, phones.
 
 They need no session, behave the same in batch and streaming, and never raise on bad input:
 an unusable value becomes null and the caller decides whether that quarantines the row.
 """
 
 from __future__ import annotations
+
+import functools
 
 import pandas as pd
 from pyspark.sql import Column
@@ -138,6 +140,77 @@ def normalize_postcode(col: Column) -> Column:
     )
     uk = F.regexp_replace(cleaned, r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$", "$1 $2")
     return _blank_to_null(uk)
+
+
+# Spellings people type that are neither an ISO 3166 code nor a name the standard lists: the
+# home nations and "Britain" for GB (ISO reserves "UK" for it), short and older names.
+COUNTRY_ALIASES: dict[str, str] = {
+    "UK": "GB",
+    "BRITAIN": "GB",
+    "GREAT BRITAIN": "GB",
+    "ENGLAND": "GB",
+    "SCOTLAND": "GB",
+    "WALES": "GB",
+    "NORTHERN IRELAND": "GB",
+    "EIRE": "IE",
+    "REPUBLIC OF IRELAND": "IE",
+    "AMERICA": "US",
+    "UNITED STATES OF AMERICA": "US",
+    "HOLLAND": "NL",
+    "THE NETHERLANDS": "NL",
+    "CZECH REPUBLIC": "CZ",
+    "RUSSIA": "RU",
+    "SOUTH KOREA": "KR",
+    "NORTH KOREA": "KP",
+    "VIETNAM": "VN",
+    "IVORY COAST": "CI",
+    "UAE": "AE",
+}
+
+
+@functools.cache
+def country_codes() -> dict[str, str]:
+    """Upper-case spelling -> ISO 3166-1 alpha-2 code: ``pycountry`` plus :data:`COUNTRY_ALIASES`.
+
+    The spellings are the alpha-3 code and the short, official and common English names of
+    every country in the standard. Two-letter codes are checked against the standard's list
+    instead (:func:`normalize_country`).
+    """
+    import pycountry
+
+    codes: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attr in ("alpha_3", "name", "official_name", "common_name"):
+            spelling = getattr(country, attr, None)
+            if spelling:
+                codes[" ".join(spelling.upper().split())] = country.alpha_2
+    codes.update(COUNTRY_ALIASES)
+    return codes
+
+
+@functools.cache
+def _alpha_2_codes() -> tuple[str, ...]:
+    import pycountry
+
+    return tuple(sorted(c.alpha_2 for c in pycountry.countries))
+
+
+def normalize_country(col: Column) -> Column:
+    """A country as its ISO 3166-1 alpha-2 code when it can be told, else cleaned and kept.
+
+    Case, dots and whitespace do not matter: ``" united kingdom "``, ``"U.K."``, ``"gbr"``
+    and ``"gb"`` are all ``"GB"`` (:func:`country_codes`). A value that names no country
+    (``"Narnia"``) stays, upper-cased, for a rule to flag; it is not turned into null. Null
+    when empty. The table of spellings is built on the driver and travels in the plan as a
+    literal map, so executors need no ``pycountry``.
+    """
+    cleaned = _blank_to_null(
+        strip_whitespace(F.regexp_replace(F.regexp_replace(F.upper(col), r"\.", ""), r"\s+", " "))
+    )
+    spellings = country_codes()
+    lookup = F.create_map(*[F.lit(x) for key in sorted(spellings) for x in (key, spellings[key])])
+    iso = F.when(cleaned.isin(*_alpha_2_codes()), cleaned).otherwise(F.element_at(lookup, cleaned))
+    return F.coalesce(iso, cleaned)
 
 
 # A pandas (Arrow) UDF because Spark has no built-in phone parsing: the rules per country

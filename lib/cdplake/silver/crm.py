@@ -28,6 +28,7 @@ from cdplake.silver._common import (
 )
 from cdplake.silver.columns import (
     normalize_address,
+    normalize_country,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -65,7 +66,7 @@ def check_crm(bronze_df: DataFrame, *, default_region: str = "GB") -> DataFrame:
         normalize_address(c("address_line1")).alias("address_line1"),
         normalize_name(c("city")).alias("city"),
         normalize_postcode(c("postcode")).alias("postcode"),
-        F.upper(text(c("country"))).alias("country"),
+        normalize_country(c("country")).alias("country"),
         text(c("date_of_birth")).try_cast("date").alias("date_of_birth"),
         F.lower(text(c("loyalty_tier"))).alias("loyalty_tier"),
         _flag(c("email_opt_in")).alias("email_opt_in"),
