@@ -218,6 +218,8 @@ def test_opt_in_by_country_complaints_and_refusals(spark):
             ("email_events", "e9", "uk"),
             ("email_events", "e9", "nowhere"),
             ("email_events", "e9", "blank"),
+            ("email_events", "e9", "england"),
+            ("email_events", "e9", "gbr"),
         ],
         RC_DDL,
     )
@@ -231,6 +233,8 @@ def test_opt_in_by_country_complaints_and_refusals(spark):
             ("gb_complained", "g@x.com", "GB"),
             ("nowhere", "n@x.com", None),
             ("blank", "b@x.com", " "),
+            ("england", "e@x.com", "England"),  # no configured alias: resolved as silver does
+            ("gbr", "3@x.com", "gbr"),
         ],
         "customer_id STRING, email STRING, country STRING",
     )
@@ -253,6 +257,8 @@ def test_opt_in_by_country_complaints_and_refusals(spark):
             ("gb_complained", "GB", True, True, False, False),  # a complaint outlives a later opt-in
             ("nowhere", None, True, False, False, False),  # unknown country: opt-in required
             ("blank", None, True, False, False, False),
+            ("england", "GB", True, False, False, False),  # GB's rule applies: no opt-in, no email
+            ("gbr", "GB", True, False, False, False),
         ],
         "customer_id STRING, country_code STRING, opt_in_required BOOLEAN, email_complained BOOLEAN, "
         "email_opted_out BOOLEAN, can_email_marketing BOOLEAN",

@@ -161,12 +161,20 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
 
 
 def country_code(country: Column, rules: ConsentRules) -> Column:
-    """An ISO 3166 code from a country as typed: trimmed, upper-cased, aliases resolved."""
+    """An ISO 3166 code from a country as typed: the configured aliases first, then the
+    spellings silver resolves (:func:`cdplake.silver.columns.normalize_country`).
+
+    So a profile whose country was stored before silver wrote codes, or typed as a name no
+    alias lists ("England", "GBR"), still finds its country's opt-in rule. A value naming no
+    country is returned cleaned and upper-cased; an empty one is null.
+    """
+    from cdplake.silver.columns import normalize_country
+
     spelled = F.upper(F.trim(country))
-    out = spelled
+    out = normalize_country(country)
     if rules.country_aliases:
         mapping = F.create_map(*[F.lit(x) for kv in sorted(rules.country_aliases.items()) for x in kv])
-        out = F.coalesce(F.element_at(mapping, spelled), spelled)
+        out = F.coalesce(F.element_at(mapping, spelled), out)
     return F.when(spelled != "", out)
 
 
