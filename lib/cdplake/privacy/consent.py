@@ -161,12 +161,12 @@ def customer_consent(silver: Mapping[str, DataFrame], record_customer: DataFrame
 
 
 def country_code(country: Column, rules: ConsentRules) -> Column:
-    """An ISO 3166 code from a country as typed: the configured aliases first, then the
-    spellings silver resolves (:func:`cdplake.silver.columns.normalize_country`).
+    """An ISO 3166 code from a country as typed: the configured aliases, then silver's spellings.
 
-    So a profile whose country was stored before silver wrote codes, or typed as a name no
-    alias lists ("England", "GBR"), still finds its country's opt-in rule. A value naming no
-    country is returned cleaned and upper-cased; an empty one is null.
+    The spellings are those :func:`cdplake.silver.columns.normalize_country` resolves. So a
+    profile whose country was stored before silver wrote codes, or typed as a name no alias
+    lists ("England", "GBR"), still finds its country's opt-in rule. A value naming no country
+    is returned cleaned and upper-cased; an empty one is null.
     """
     from cdplake.silver.columns import normalize_country
 
