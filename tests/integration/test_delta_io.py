@@ -6,10 +6,12 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from cdplake.io.delta import (
-    AUTO_COMPACT,
+    BOOKKEEPING,
     STATS_COLUMNS,
     MergeMetrics,
     append,
+    append_bookkeeping,
+    compact_now_and_then,
     create_if_absent,
     merge_into,
     read_stream,
@@ -68,25 +70,41 @@ def test_append_skips_a_replayed_txn_version(spark, tmp_path):
     assertDataFrameEqual(read_table(spark, path), expected)
 
 
-def test_a_bookkeeping_table_compacts_its_small_files(spark, tmp_path):
-    """A table created with AUTO_COMPACT has one file per append only until compaction kicks in."""
-    path = str(tmp_path / "t")
-    rows = [spark.createDataFrame([(f"k{i}", "x", i)], SCHEMA) for i in range(5)]
-    # Delta compacts once this many small files pile up (50 by default; 4 keeps the test short).
-    spark.conf.set("spark.databricks.delta.autoCompact.minNumFiles", "4")
-    try:
-        for i, row in enumerate(rows):
-            assert append(row, path, app_id="cycles", version=i, properties=AUTO_COMPACT) is True
-    finally:
-        spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
-    assert detail["properties"] == {"delta.autoOptimize.autoCompact": "true"}
+def _operations(spark, path: str) -> list[str]:
     history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version", "operation").collect()
-    operations = [r["operation"] for r in sorted(history, key=lambda r: r["version"])]
-    assert operations.count("WRITE") == 5 and "OPTIMIZE" in operations, operations
-    assert detail["numFiles"] < 5
-    expected = spark.createDataFrame([(f"k{i}", "x", i) for i in range(5)], SCHEMA)
+    return [r["operation"] for r in sorted(history, key=lambda r: r["version"])]
+
+
+def test_a_bookkeeping_table_is_compacted_every_n_commits_and_not_before(spark, tmp_path):
+    path = str(tmp_path / "t")
+    rows = [spark.createDataFrame([(f"k{i}", "x", i)], SCHEMA) for i in range(6)]
+    compacted = []
+    for i, row in enumerate(rows):
+        assert append(row, path, app_id="cycles", version=i, properties=BOOKKEEPING) is True
+        compacted.append(compact_now_and_then(spark, path, every=4))
+    # Writes are versions 0-4; version 4 is a multiple of 4, so the OPTIMIZE is version 5 and
+    # the sixth write version 6. Delta's own auto compaction (off here) would have compacted
+    # right after the first write.
+    assert compacted == [False, False, False, False, True, False]
+    assert _operations(spark, path) == ["WRITE"] * 5 + ["OPTIMIZE", "WRITE"]
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    assert detail["properties"] == BOOKKEEPING == {"delta.autoOptimize.autoCompact": "false"}
+    assert detail["numFiles"] == 2  # the compacted file and the sixth write's
+    expected = spark.createDataFrame([(f"k{i}", "x", i) for i in range(6)], SCHEMA)
     assertDataFrameEqual(read_table(spark, path), expected)
+
+
+def test_a_table_made_with_delta_auto_compaction_has_it_turned_off_at_its_next_write(spark, tmp_path):
+    path = str(tmp_path / "t")
+    row = spark.createDataFrame([("a", "x", 0)], SCHEMA)
+    row.write.format("delta").option("delta.autoOptimize.autoCompact", "true").save(path)
+    before = len(_operations(spark, path))
+    for _ in range(3):
+        append_bookkeeping(row, path)
+    assert table_properties(spark, path)["delta.autoOptimize.autoCompact"] == "false"
+    # The property change, then three writes and nothing else.
+    assert _operations(spark, path)[before:] == ["SET TBLPROPERTIES", "WRITE", "WRITE", "WRITE"]
+    assert read_table(spark, path).count() == 4
 
 
 def test_run_stream_available_now_processes_only_new_commits(spark, tmp_path):
@@ -115,7 +133,7 @@ def test_threads_that_append_to_a_new_table_at_once_all_land(spark, tmp_path):
     tasks = {
         name: (
             lambda df=df, name=name: append(
-                df, path, app_id=f"writer.{name}", version=0, properties=AUTO_COMPACT
+                df, path, app_id=f"writer.{name}", version=0, properties=BOOKKEEPING
             )
         )
         for name, df in frames.items()
@@ -124,7 +142,7 @@ def test_threads_that_append_to_a_new_table_at_once_all_land(spark, tmp_path):
     expected = spark.createDataFrame([(f"w{i}", f"v{i}", i) for i in range(4)], SCHEMA)
     assertDataFrameEqual(read_table(spark, path), expected)
     props = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
-    assert props.get("delta.autoOptimize.autoCompact") == "true"
+    assert props.get("delta.autoOptimize.autoCompact") == "false"
 
 
 def file_stats(spark, path: str) -> list[str]:

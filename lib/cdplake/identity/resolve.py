@@ -45,7 +45,14 @@ from cdplake.identity.limits import (
     must_link_edges,
     refused_identifiers,
 )
-from cdplake.io.delta import AUTO_COMPACT, append, replace_rows, table_version
+from cdplake.io.delta import (
+    BOOKKEEPING,
+    append,
+    append_bookkeeping,
+    compact_now_and_then,
+    replace_rows,
+    table_version,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -342,12 +349,9 @@ def resolve_identities(
     def append_changes(before: DataFrame | None, after: DataFrame) -> DataFrame:
         changes = identity_changes(before, after).localCheckpoint(eager=True)
         # Both gain a commit per run or stream cycle: compacted as they grow.
-        append(
-            changes.select("*", stamp, changed_at),
-            env.paths.table(IDENTITY_LAYER, "identity_changes"),
-            properties=AUTO_COMPACT,
-            **txn,
-        )
+        changes_path = env.paths.table(IDENTITY_LAYER, "identity_changes")
+        append(changes.select("*", stamp, changed_at), changes_path, properties=BOOKKEEPING, **txn)
+        compact_now_and_then(spark, changes_path)
         aliases = changes.where("change = 'merged'").select(
             F.col("related_id").alias("old_id"),
             "customer_id",
@@ -355,9 +359,9 @@ def resolve_identities(
             stamp,
             changed_at,
         )
-        append(
-            aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), properties=AUTO_COMPACT, **txn
-        )
+        aliases_path = env.paths.table(IDENTITY_LAYER, "customer_id_aliases")
+        append(aliases, aliases_path, properties=BOOKKEEPING, **txn)
+        compact_now_and_then(spark, aliases_path)
         return changes
 
     if plan.scope is None:
@@ -398,10 +402,11 @@ def resolve_identities(
         state.config_hash,
     )
     # A plain append: a run redone after a crash is a run of its own.
-    # Compacted as it grows: the stream adds a row per cycle (io.delta.AUTO_COMPACT).
-    spark.createDataFrame([run_row], RUNS_DDL).withColumn("resolved_at", F.current_timestamp()).write.format(
-        "delta"
-    ).mode("append").options(**AUTO_COMPACT).save(env.paths.table(IDENTITY_LAYER, RUNS_TABLE))
+    # Compacted as it grows: the stream adds a row per cycle (io.delta.append_bookkeeping).
+    append_bookkeeping(
+        spark.createDataFrame([run_row], RUNS_DDL).withColumn("resolved_at", F.current_timestamp()),
+        env.paths.table(IDENTITY_LAYER, RUNS_TABLE),
+    )
 
     # Counts come from what was written, so they match the tables exactly.
     written = {name: _store.read(spark, env.paths.table(IDENTITY_LAYER, name)) for name in IDENTITY_OUTPUTS}

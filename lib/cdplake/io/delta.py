@@ -176,10 +176,37 @@ def _sql_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
-# Table properties of the small bookkeeping tables that gain one row per run or stream cycle
-# (a 10-second stream: thousands a day). Delta compacts their small files after a commit once
-# enough have piled up (50 by default), so reading the newest row stays cheap.
-AUTO_COMPACT = {"delta.autoOptimize.autoCompact": "true"}
+# The small bookkeeping tables gain a file or two per run or stream cycle (a 10-second
+# stream: thousands a day), so they are compacted as they grow: every COMPACT_EVERY commits
+# (compact_now_and_then). Not by Delta's auto compaction: it compacts after the first commit
+# of every process, and once a compaction has removed more files than the process added, after
+# every commit (an OPTIMIZE job and commit each time, about a second on 2 cores; BENCHMARKS.md,
+# "Bookkeeping tables"). Tables created with it on get it turned off at their next write.
+BOOKKEEPING = {"delta.autoOptimize.autoCompact": "false"}
+COMPACT_EVERY = 50
+_COMPACTING = threading.Lock()
+
+
+def compact_now_and_then(spark: SparkSession, path: str, every: int = COMPACT_EVERY) -> bool:
+    """Compact the small files of a bookkeeping table when its version is a multiple of ``every``.
+
+    Call it after each write: deciding costs a look at the log (no Spark job). Other commits
+    (a property change, the compaction itself) can take a multiple, so the table holds at most
+    about ``2 * every`` writes' files. One compaction at a time per process: threads writing to
+    a shared table side by side re-read the version under the lock, so only one compacts.
+
+    Returns:
+        True when it compacted.
+    """
+    from delta.tables import DeltaTable
+
+    with _COMPACTING:
+        version = table_version(spark, path)
+        if version <= 0 or version % every:
+            return False
+        DeltaTable.forPath(spark, path).optimize().executeCompaction()
+        return True
+
 
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 
@@ -225,7 +252,7 @@ def append(
         version: monotonically increasing number of this write, e.g. the micro-batch id.
         merge_schema: add columns of ``df`` the table lacks (additive schema evolution).
         properties: ``delta.*`` table properties set when this write creates the table,
-            or before it writes to a table that lacks them (e.g. :data:`AUTO_COMPACT`).
+            or before it writes to a table that lacks them (e.g. :func:`stats_on`).
 
     Returns:
         True when a new commit was written, False when Delta skipped a replayed version.
@@ -246,6 +273,22 @@ def append(
             writer = writer.options(**properties)
         writer.save(path)
     return table_version(spark, path) > before
+
+
+def append_bookkeeping(df: DataFrame, path: str) -> None:
+    """A plain (not idempotent) append to a bookkeeping table, then :func:`compact_now_and_then`.
+
+    The table is created with :data:`BOOKKEEPING`; an existing one gets it (:func:`ensure_properties`).
+    """
+    spark = df.sparkSession
+    with table_creation(spark, path) as new:
+        if not new:
+            ensure_properties(spark, path, BOOKKEEPING)
+        writer = df.write.format("delta").mode("append")
+        if new:
+            writer = writer.options(**BOOKKEEPING)
+        writer.save(path)
+    compact_now_and_then(spark, path)
 
 
 def create_if_absent(

@@ -256,17 +256,14 @@ def write_results(results: DataFrame, path: str, *, txn: tuple[str, int] | None 
         txn: ``(app_id, version)`` when written from a ``foreachBatch``: a replayed
             micro-batch does not append its results twice.
     """
-    from cdplake.io.delta import AUTO_COMPACT, append, table_creation
+    from cdplake.io.delta import BOOKKEEPING, append, append_bookkeeping, compact_now_and_then
 
     # A stream appends results every cycle: the table is compacted as it grows.
-    if txn is not None:
-        append(results, path, app_id=txn[0], version=txn[1], properties=AUTO_COMPACT)
+    if txn is None:
+        append_bookkeeping(results, path)
         return
-    with table_creation(results.sparkSession, path) as new:
-        writer = results.write.format("delta").mode("append")
-        if new:
-            writer = writer.options(**AUTO_COMPACT)
-        writer.save(path)
+    append(results, path, app_id=txn[0], version=txn[1], properties=BOOKKEEPING)
+    compact_now_and_then(results.sparkSession, path)
 
 
 def failed_expectations(results: DataFrame) -> list[tuple[str, str | None, str | None]]:

@@ -129,9 +129,10 @@ def upsert_summary(spark: SparkSession, path: str, summary: DataFrame) -> None:
     """
     from delta.tables import DeltaTable
 
-    from cdplake.io.delta import AUTO_COMPACT
+    from cdplake.io.delta import BOOKKEEPING, compact_now_and_then, ensure_properties
 
-    ensure_table(spark, path, SUMMARY_DDL, properties=AUTO_COMPACT)  # rows every run or cycle
+    ensure_table(spark, path, SUMMARY_DDL, properties=BOOKKEEPING)  # rows every run or cycle
+    ensure_properties(spark, path, BOOKKEEPING)  # a table created with Delta's auto compaction
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -140,3 +141,4 @@ def upsert_summary(spark: SparkSession, path: str, summary: DataFrame) -> None:
         .whenNotMatchedInsertAll()
         .execute()
     )
+    compact_now_and_then(spark, path)
