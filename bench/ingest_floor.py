@@ -44,8 +44,14 @@ sys.path.insert(0, str(REPO / "bench"))
 from run_bench import machine  # noqa: E402
 
 from cdplake.bronze import ingest_all  # noqa: E402
-from cdplake.bronze.csv_header import WIDE_COLUMNS, by_header, wide_schema_ddl  # noqa: E402
-from cdplake.bronze.ingest import BRONZE_STATS, with_contract, with_lineage  # noqa: E402
+from cdplake.bronze.csv_header import by_header  # noqa: E402
+from cdplake.bronze.ingest import (  # noqa: E402
+    BRONZE_STATS,
+    landing_columns,
+    landing_reader,
+    with_contract,
+    with_lineage,
+)
 from cdplake.bronze.sources import CORRUPT_RECORD, SOURCES, crm_schema_ddl  # noqa: E402
 from cdplake.config import EnvConfig, load_env  # noqa: E402
 from cdplake.config.contracts import load_contract  # noqa: E402
@@ -100,21 +106,7 @@ def lean_source(spark, env: EnvConfig, name: str) -> int:
     """One source's bronze and silver per-row work in one batch pass; bronze rows written."""
     spec = SOURCES[name]
     contract = load_contract(name, env.conf_dir)
-    reader = spark.read.format(spec.format).option("recursiveFileLookup", "true")
-    reader = reader.option("pathGlobFilter", spec.glob).option("ignoreCorruptFiles", "true")
-    columns = spec.data_columns
-    if spec.format == "csv":
-        columns = (*WIDE_COLUMNS, CORRUPT_RECORD)
-        reader = (
-            reader.schema(wide_schema_ddl())
-            .option("header", "false")
-            .option("multiLine", "true")
-            .option("escape", '"')
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        )
-    raw = reader.load(env.paths.landing(name))
-    raw = raw.select(*columns, F.col("_metadata.file_path").alias("_source_file"))
+    raw = landing_columns(landing_reader(spark.read, spec).load(env.paths.landing(name)), spec)
     if spec.format == "csv":
         raw, _ = by_header(raw, contract)
     bronze = with_lineage(with_contract(raw, contract), batch_id="lean:0", ingested_at=F.current_timestamp())

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -34,8 +34,8 @@ from cdplake.io.concurrent import run_side_by_side
 from cdplake.io.delta import AVAILABLE_NOW, append, path_exists, run_stream, stats_on
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+    from pyspark.sql.streaming import DataStreamReader, StreamingQuery
 
     from cdplake.config import EnvConfig
 
@@ -90,19 +90,26 @@ def read_landing(
         spec: how the source is read.
         max_files_per_trigger: caps the files per micro-batch.
     """
+    reader = spark.readStream
+    if max_files_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return landing_columns(landing_reader(reader, spec).load(path), spec)
+
+
+R = TypeVar("R", "DataFrameReader", "DataStreamReader")
+
+
+def landing_reader(reader: R, spec: SourceSpec) -> R:
+    """``reader`` (batch or streaming) set up to read a source's landing files as bronze does."""
     reader = (
-        spark.readStream.format(spec.format)
+        reader.format(spec.format)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", spec.glob)
         .option("ignoreCorruptFiles", "true")
     )
-    if max_files_per_trigger:
-        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
-    columns = spec.data_columns
     if spec.format == "csv":
         # Positional columns, mapped to the contract by each file's header in the micro-batch
         # (cdplake.bronze.csv_header): exports add, drop and reorder columns.
-        columns = (*WIDE_COLUMNS, CORRUPT_RECORD)
         reader = (
             reader.schema(wide_schema_ddl())
             .option("header", "false")
@@ -111,7 +118,13 @@ def read_landing(
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
         )
-    return reader.load(path).select(*columns, F.col("_metadata.file_path").alias("_source_file"))
+    return reader
+
+
+def landing_columns(df: DataFrame, spec: SourceSpec) -> DataFrame:
+    """The data columns of a :func:`landing_reader` frame plus ``_source_file``."""
+    columns = (*WIDE_COLUMNS, CORRUPT_RECORD) if spec.format == "csv" else spec.data_columns
+    return df.select(*columns, F.col("_metadata.file_path").alias("_source_file"))
 
 
 def with_contract(df: DataFrame, contract: SourceContract) -> DataFrame:
