@@ -45,14 +45,7 @@ from cdplake.identity.limits import (
     must_link_edges,
     refused_identifiers,
 )
-from cdplake.io.delta import (
-    BOOKKEEPING,
-    append,
-    append_bookkeeping,
-    compact_now_and_then,
-    replace_rows,
-    table_version,
-)
+from cdplake.io.delta import append_bookkeeping, replace_rows, table_version
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -349,9 +342,9 @@ def resolve_identities(
     def append_changes(before: DataFrame | None, after: DataFrame) -> DataFrame:
         changes = identity_changes(before, after).localCheckpoint(eager=True)
         # Both gain a commit per run or stream cycle: compacted as they grow.
-        changes_path = env.paths.table(IDENTITY_LAYER, "identity_changes")
-        append(changes.select("*", stamp, changed_at), changes_path, properties=BOOKKEEPING, **txn)
-        compact_now_and_then(spark, changes_path)
+        append_bookkeeping(
+            changes.select("*", stamp, changed_at), env.paths.table(IDENTITY_LAYER, "identity_changes"), **txn
+        )
         aliases = changes.where("change = 'merged'").select(
             F.col("related_id").alias("old_id"),
             "customer_id",
@@ -359,9 +352,7 @@ def resolve_identities(
             stamp,
             changed_at,
         )
-        aliases_path = env.paths.table(IDENTITY_LAYER, "customer_id_aliases")
-        append(aliases, aliases_path, properties=BOOKKEEPING, **txn)
-        compact_now_and_then(spark, aliases_path)
+        append_bookkeeping(aliases, env.paths.table(IDENTITY_LAYER, "customer_id_aliases"), **txn)
         return changes
 
     if plan.scope is None:

@@ -275,20 +275,37 @@ def append(
     return table_version(spark, path) > before
 
 
-def append_bookkeeping(df: DataFrame, path: str) -> None:
-    """A plain (not idempotent) append to a bookkeeping table, then :func:`compact_now_and_then`.
+def append_bookkeeping(
+    df: DataFrame, path: str, *, app_id: str | None = None, version: int | None = None
+) -> bool:
+    """Append to a bookkeeping table, then :func:`compact_now_and_then`.
 
     The table is created with :data:`BOOKKEEPING`; an existing one gets it (:func:`ensure_properties`).
+
+    Args:
+        df: the rows.
+        path: the table.
+        app_id: with ``version``, the append is idempotent (:func:`append`); without them it
+            is a plain append (a run redone after a crash is a run of its own).
+        version: see ``app_id``.
+
+    Returns:
+        True when a new commit was written.
     """
     spark = df.sparkSession
-    with table_creation(spark, path) as new:
-        if not new:
-            ensure_properties(spark, path, BOOKKEEPING)
-        writer = df.write.format("delta").mode("append")
-        if new:
-            writer = writer.options(**BOOKKEEPING)
-        writer.save(path)
+    if app_id is not None and version is not None:
+        written = append(df, path, app_id=app_id, version=version, properties=BOOKKEEPING)
+    else:
+        with table_creation(spark, path) as new:
+            if not new:
+                ensure_properties(spark, path, BOOKKEEPING)
+            writer = df.write.format("delta").mode("append")
+            if new:
+                writer = writer.options(**BOOKKEEPING)
+            writer.save(path)
+        written = True
     compact_now_and_then(spark, path)
+    return written
 
 
 def create_if_absent(

@@ -256,14 +256,11 @@ def write_results(results: DataFrame, path: str, *, txn: tuple[str, int] | None 
         txn: ``(app_id, version)`` when written from a ``foreachBatch``: a replayed
             micro-batch does not append its results twice.
     """
-    from cdplake.io.delta import BOOKKEEPING, append, append_bookkeeping, compact_now_and_then
+    from cdplake.io.delta import append_bookkeeping
 
     # A stream appends results every cycle: the table is compacted as it grows.
-    if txn is None:
-        append_bookkeeping(results, path)
-        return
-    append(results, path, app_id=txn[0], version=txn[1], properties=BOOKKEEPING)
-    compact_now_and_then(results.sparkSession, path)
+    app_id, version = txn if txn is not None else (None, None)
+    append_bookkeeping(results, path, app_id=app_id, version=version)
 
 
 def failed_expectations(results: DataFrame) -> list[tuple[str, str | None, str | None]]:

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cdplake.io.delta import BOOKKEEPING, append, compact_now_and_then, read_table, table_exists
+from cdplake.io.delta import append_bookkeeping, read_table, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -118,7 +118,4 @@ def commit_progress(spark: SparkSession, env: EnvConfig, progress: CycleProgress
         ],
         PROGRESS_DDL.rsplit(",", 1)[0],
     ).withColumn("committed_at", F.current_timestamp())
-    path = progress_path(env)
-    written = append(row, path, app_id=PROGRESS_APP_ID, version=progress.cycle_id, properties=BOOKKEEPING)
-    compact_now_and_then(spark, path)
-    return written
+    return append_bookkeeping(row, progress_path(env), app_id=PROGRESS_APP_ID, version=progress.cycle_id)
