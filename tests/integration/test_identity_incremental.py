@@ -72,16 +72,25 @@ def identity_tables(spark, env):
     }
 
 
-def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(spark, tmp_path):
-    inc, full = lake(tmp_path, "inc"), lake(tmp_path, "full")
-    for env in (inc, full):
-        write_silver(spark, env, BEFORE)
-        first = resolve_identities(spark, env, "run-1", config=incremental_config(), incremental=True)
-        assert first.mode_reason == "no_previous_run"
-        write_silver(spark, env, AFTER)
+@pytest.fixture(scope="module")
+def full_run_2(spark, tmp_path_factory):
+    """A lake resolved in full on ``BEFORE`` (run-1), then in full on ``AFTER`` (run-2)."""
+    env = lake(tmp_path_factory.mktemp("identity-incremental"), "full")
+    write_silver(spark, env, BEFORE)
+    resolve_identities(spark, env, "run-1", config=incremental_config(), incremental=True)
+    write_silver(spark, env, AFTER)
+    resolve_identities(spark, env, "run-2", config=incremental_config())
+    return identity_tables(spark, env)
+
+
+def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(spark, tmp_path, full_run_2):
+    inc = lake(tmp_path, "inc")
+    write_silver(spark, inc, BEFORE)
+    first = resolve_identities(spark, inc, "run-1", config=incremental_config(), incremental=True)
+    assert first.mode_reason == "no_previous_run"
+    write_silver(spark, inc, AFTER)
 
     result = resolve_identities(spark, inc, "run-2", config=incremental_config(), incremental=True)
-    resolve_identities(spark, full, "run-2", config=incremental_config())
 
     # m5, crm-2 and ord-5 changed; the scope adds the records of Ann, Cat and Bob they reach
     # (m1-m4, e1, crm-1, ord-1, ord-2). The placeholder-email orders and the bystanders stay out.
@@ -95,9 +104,9 @@ def test_incremental_run_resolves_only_the_changed_part_and_equals_a_full_run(sp
         ],
         "change STRING, customer_id STRING, related_id STRING, identifiers BIGINT",
     )
-    got, want = identity_tables(spark, inc), identity_tables(spark, full)
+    got = identity_tables(spark, inc)
     for name in TABLES:
-        assertDataFrameEqual(got[name], want[name])
+        assertDataFrameEqual(got[name], full_run_2[name])
     run_2 = (
         spark.read.format("delta")
         .load(inc.paths.table("identity", "identity_changes"))
@@ -152,3 +161,42 @@ def test_incremental_run_with_nothing_new_writes_nothing_and_config_changes_or_s
             "records BIGINT",
         ),
     )
+
+
+def test_a_full_run_cut_off_before_its_last_write_is_redone_by_the_next_run(
+    spark, tmp_path, monkeypatch, full_run_2
+):
+    # A full run that is not the first (here: the scope is too large) must write the
+    # identifiers table last. The next run finds what changed by comparing silver with it: had
+    # it been written first, a run cut off after it would look done and leave the other tables
+    # stale for good.
+    from cdplake.identity import _store
+
+    config = incremental_config()
+    too_large = dataclasses.replace(
+        config, incremental=dataclasses.replace(config.incremental, max_scope_fraction=0.0)
+    )
+    cut = lake(tmp_path, "cut")
+    write_silver(spark, cut, BEFORE)
+    resolve_identities(spark, cut, "run-1", config=too_large, incremental=True)
+    write_silver(spark, cut, AFTER)
+    overwrite = _store.overwrite
+
+    def crash_at_customer_links(df, path):
+        if path == cut.paths.table("identity", "customer_links"):
+            raise RuntimeError("the driver died")
+        overwrite(df, path)
+
+    monkeypatch.setattr(_store, "overwrite", crash_at_customer_links)
+    with pytest.raises(RuntimeError, match="the driver died"):
+        resolve_identities(spark, cut, "run-2", config=too_large, incremental=True)
+    monkeypatch.setattr(_store, "overwrite", overwrite)
+
+    redone = resolve_identities(spark, cut, "run-2", config=too_large, incremental=True)
+
+    # m5, crm-2 and ord-5 are still news to the identifiers table, so the run is redone (in
+    # full: 11 of 33 records in scope is more than 0%) and the tables equal an uncut run-2.
+    assert (redone.mode, redone.mode_reason, redone.changed_records) == ("full", "scope_too_large", 3)
+    got = identity_tables(spark, cut)
+    for name in TABLES:
+        assertDataFrameEqual(got[name], full_run_2[name])

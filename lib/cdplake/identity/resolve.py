@@ -288,9 +288,9 @@ def resolve_identities(
 
     A full run resolves every record and overwrites the tables. An incremental run resolves
     only the records that changed since the last run and what they can link to
-    (:mod:`cdplake.identity.incremental`) and MERGEs that part into the tables, the
-    identifiers table last (it is what the next run compares with, so a run cut off midway
-    is redone by the next). It runs in full instead, with the reason in ``resolve_runs``,
+    (:mod:`cdplake.identity.incremental`) and MERGEs that part into the tables. Both write
+    the identifiers table last: it is what the next run compares with, so a run cut off
+    midway is redone by the next. It runs in full instead, with the reason in ``resolve_runs``,
     when there is no earlier run, ``identity.yaml`` or the linkage threshold or the review
     decisions changed, the scored pairs were rewritten from nothing, or the scope would cover
     more than ``incremental.max_scope_fraction`` of the records.
@@ -368,8 +368,8 @@ def resolve_identities(
             "record_customer": frames.record_customer,
             "customer_links": frames.customer_links,
         }
-        for name, frame in outputs.items():
-            _store.overwrite(frame.select("*", stamp), env.paths.table(IDENTITY_LAYER, name))
+        for name in IDENTITY_OUTPUTS:  # the identifiers last, as in an incremental run
+            _store.overwrite(outputs[name].select("*", stamp), env.paths.table(IDENTITY_LAYER, name))
         links, scope_records = frames.probabilistic_links, None
     else:
         scope_records = plan.scope_records
@@ -423,7 +423,7 @@ def resolve_identities(
     )
 
 
-# The tables an identity run writes, in the order an incremental run MERGEs them: the
+# The tables an identity run writes, in the order it writes them (full or incremental): the
 # identifiers last, because the next run finds what changed by comparing with them.
 IDENTITY_OUTPUTS = ("customer_map", "record_customer", "blocked_identifiers", "customer_links", "identifiers")
 # One row per identity run: how it ran and the inputs the next incremental run compares with.
